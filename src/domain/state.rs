@@ -1,0 +1,878 @@
+//! State: the records the projection keeps, the read-only [`Backing`] port through which committed
+//! state is read, and [`Tx`], the copy-on-write overlay in which commands are decided and applied.
+//!
+//! The same `Tx` serves three callers: the write path (over a redb write transaction), reads at a
+//! later instant (over a read transaction, discarded afterwards) and replay (over [`Empty`]). It
+//! keeps the lot indexes (consumable order, due transitions) by diffing each record's index keys
+//! on every write, so the indexes cannot disagree with the records whichever path wrote them.
+//!
+//! Every mutation pushes an undo entry, so a failed command inside a transaction rolls back to a
+//! [`Savepoint`] and leaves no trace.
+
+use crate::domain::event::Event;
+use crate::error::StorageError;
+use crate::model::{Card, Figures, Holder, Instant, LifecycleAction, Order, PaymentMethod, Program, Status};
+use bincode::{Decode, Encode};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+pub type R<T> = Result<T, StorageError>;
+
+/// The ledger stream's number: programs and holders are events on stream 0.
+pub const LEDGER_STREAM: u64 = 0;
+
+/// Ledger-wide counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct LedgerState {
+    /// Global position of the last event (0: empty log).
+    pub position: u64,
+    /// Sequence of the last event on the ledger stream.
+    pub ledger_seq: u64,
+    /// Number of the last wallet opened.
+    pub wallets: u64,
+    /// Number of the last pocket opened (pocket numbers are ledger-wide).
+    pub pockets: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct PocketState {
+    pub key: String,
+    pub name: String,
+    pub kind: String,
+    pub asset: String,
+    pub scale: u32,
+    pub number: u64,
+    pub uuid: [u8; 16],
+    pub figures: Figures,
+    /// Σ of every credit ever made to the pocket (never reduced): bounds every figure by
+    /// `MAX_UNITS` (`amount_overflow`).
+    pub issued: u128,
+}
+
+/// The materialized header of a wallet: everything but its lots, holds and redemptions.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct WalletState {
+    pub uuid: [u8; 16],
+    pub number: u64,
+    pub holder: [u8; 16],
+    pub program: u64,
+    pub name: String,
+    pub external_id: Option<String>,
+    pub status: Status,
+    pub order: Order,
+    pub created_at: i64,
+    /// Time of the last event.
+    pub updated_at: i64,
+    /// Sequence of the last event (gapless from 1).
+    pub seq: u64,
+    pub pockets: Vec<PocketState>,
+    pub lots: u32,
+    pub holds: u32,
+    pub open_holds: u32,
+    pub redemptions: u32,
+    pub lifecycle: u32,
+    pub methods: Vec<PaymentMethod>,
+    pub cards: Vec<Card>,
+}
+
+impl WalletState {
+    pub fn pocket_index(&self, key: &str) -> Option<u16> {
+        self.pockets
+            .iter()
+            .position(|p| p.key == key)
+            .map(|i| i as u16)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Lot {
+    pub no: u32,
+    pub id: String,
+    pub pocket: u16,
+    /// Net of reversals.
+    pub amount: u128,
+    /// Unspent and not held.
+    pub free: u128,
+    pub held: u128,
+    /// Redeemed or captured (refunds do not reduce it; see `refunded`).
+    pub spent: u128,
+    pub refunded: u128,
+    pub expired: u128,
+    pub issued_at: i64,
+    pub activates_at: i64,
+    pub expires_at: Option<i64>,
+    pub activated: bool,
+    /// Position in the program's consumption order (expiry or 0), then `no`.
+    pub order_key: i64,
+}
+
+impl Lot {
+    /// SPEC §5 per lot: `amount = free + held + spent − refunded + expired`.
+    pub fn check(&self) -> Result<(), String> {
+        let rhs = self
+            .free
+            .checked_add(self.held)
+            .and_then(|v| v.checked_add(self.spent))
+            .and_then(|v| v.checked_add(self.expired))
+            .and_then(|v| v.checked_sub(self.refunded));
+        if rhs != Some(self.amount) {
+            return Err(format!(
+                "lot {:?}: amount {} != free {} + held {} + spent {} - refunded {} + expired {}",
+                self.id, self.amount, self.free, self.held, self.spent, self.refunded, self.expired
+            ));
+        }
+        if !self.activated && (self.held | self.spent | self.expired) != 0 {
+            return Err(format!("lot {:?} is promised but has been used", self.id));
+        }
+        Ok(())
+    }
+
+    fn cons_key(&self, w: u64) -> Option<ConsKey> {
+        (self.activated && self.free > 0).then_some(ConsKey {
+            wallet: w,
+            pocket: self.pocket,
+            order: self.order_key,
+            lot: self.no,
+        })
+    }
+
+    fn due_key(&self, w: u64) -> Option<DueKey> {
+        if !self.activated {
+            Some(DueKey {
+                wallet: w,
+                at: self.activates_at,
+                kind: DueKind::Activation,
+                no: self.no,
+            })
+        } else if self.free > 0 {
+            self.expires_at.map(|e| DueKey {
+                wallet: w,
+                at: e,
+                kind: DueKind::Expiry,
+                no: self.no,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum HoldState {
+    Open,
+    Captured,
+    Released,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct HoldRec {
+    pub no: u32,
+    pub id: String,
+    pub pocket: u16,
+    pub amount: u128,
+    pub expires_at: Option<i64>,
+    pub state: HoldState,
+    /// Number of lot slices (rows in the slice table under this hold).
+    pub slices: u32,
+}
+
+impl HoldRec {
+    fn due_key(&self, w: u64) -> Option<DueKey> {
+        if self.state != HoldState::Open {
+            return None;
+        }
+        self.expires_at.map(|e| DueKey {
+            wallet: w,
+            at: e,
+            kind: DueKind::HoldTimeout,
+            no: self.no,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct RedemptionRec {
+    pub no: u32,
+    pub id: String,
+    pub pocket: u16,
+    pub amount: u128,
+    pub refunded: u128,
+    /// Number of allocations (rows in the slice table under this redemption).
+    pub allocs: u32,
+    /// Refunds restore allocations last-consumed first: allocations at index ≥ `refund_pos` are
+    /// fully restored, and `refund_part` units of allocation `refund_pos − 1` are.
+    pub refund_pos: u32,
+    pub refund_part: u128,
+}
+
+/// One slice of a lot reserved by a hold, or consumed by a redemption (an allocation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Slice {
+    pub lot: u32,
+    pub units: u128,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+pub enum Owner {
+    Hold(u32),
+    Redemption(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+pub enum NameKind {
+    Lot,
+    Hold,
+    Redemption,
+}
+
+/// A lifecycle event, kept for the Juicyway view.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct LifecycleRec {
+    pub action: LifecycleAction,
+    pub event_id: [u8; 16],
+    pub at: i64,
+    pub reason: Option<String>,
+}
+
+/// Key of the consumable index: active lots with free value, in consumption order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConsKey {
+    pub wallet: u64,
+    pub pocket: u16,
+    pub order: i64,
+    pub lot: u32,
+}
+
+/// Ties at one instant: activations, then hold time-outs, then expiries (SPEC §4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DueKind {
+    Activation = 0,
+    HoldTimeout = 1,
+    Expiry = 2,
+}
+
+/// Key of the due index: a time-driven transition of one wallet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DueKey {
+    pub wallet: u64,
+    pub at: i64,
+    pub kind: DueKind,
+    pub no: u32,
+}
+
+/// Read-only access to committed state. Implemented by storage (over a redb transaction) and by
+/// [`Empty`] (for replay). Never decides anything.
+pub trait Backing {
+    fn ledger(&self) -> R<LedgerState>;
+    fn program(&self, id: u64) -> R<Option<Program>>;
+    fn holder(&self, id: [u8; 16]) -> R<Option<Holder>>;
+    fn holder_by_identity(&self, identity: &str) -> R<Option<[u8; 16]>>;
+    fn holder_by_email(&self, normalized: &str) -> R<Option<[u8; 16]>>;
+    fn wallet_by_uuid(&self, id: [u8; 16]) -> R<Option<u64>>;
+    fn wallet_by_external(&self, ext: &str) -> R<Option<u64>>;
+    fn wallet_by_card(&self, card: &str) -> R<Option<u64>>;
+    fn wallet(&self, no: u64) -> R<Option<WalletState>>;
+    fn lot(&self, w: u64, no: u32) -> R<Option<Lot>>;
+    fn name(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>>;
+    fn hold(&self, w: u64, no: u32) -> R<Option<HoldRec>>;
+    fn redemption(&self, w: u64, no: u32) -> R<Option<RedemptionRec>>;
+    fn slice(&self, w: u64, owner: Owner, idx: u32) -> R<Option<Slice>>;
+    /// First consumable key of `(w, pocket)` strictly after `after` (or the first).
+    fn cons_next(&self, w: u64, pocket: u16, after: Option<ConsKey>) -> R<Option<ConsKey>>;
+    /// First due key of `w` strictly after `after` (or the first).
+    fn due_next(&self, w: u64, after: Option<DueKey>) -> R<Option<DueKey>>;
+    /// Wallets whose earliest due transition is at or before `upto` (for `sweep`).
+    fn wallets_due(&self, upto: i64) -> R<Vec<u64>>;
+}
+
+/// The empty ledger: replay starts here.
+pub struct Empty;
+
+impl Backing for Empty {
+    fn ledger(&self) -> R<LedgerState> {
+        Ok(LedgerState::default())
+    }
+    fn program(&self, _: u64) -> R<Option<Program>> {
+        Ok(None)
+    }
+    fn holder(&self, _: [u8; 16]) -> R<Option<Holder>> {
+        Ok(None)
+    }
+    fn holder_by_identity(&self, _: &str) -> R<Option<[u8; 16]>> {
+        Ok(None)
+    }
+    fn holder_by_email(&self, _: &str) -> R<Option<[u8; 16]>> {
+        Ok(None)
+    }
+    fn wallet_by_uuid(&self, _: [u8; 16]) -> R<Option<u64>> {
+        Ok(None)
+    }
+    fn wallet_by_external(&self, _: &str) -> R<Option<u64>> {
+        Ok(None)
+    }
+    fn wallet_by_card(&self, _: &str) -> R<Option<u64>> {
+        Ok(None)
+    }
+    fn wallet(&self, _: u64) -> R<Option<WalletState>> {
+        Ok(None)
+    }
+    fn lot(&self, _: u64, _: u32) -> R<Option<Lot>> {
+        Ok(None)
+    }
+    fn name(&self, _: u64, _: NameKind, _: &str) -> R<Option<u32>> {
+        Ok(None)
+    }
+    fn hold(&self, _: u64, _: u32) -> R<Option<HoldRec>> {
+        Ok(None)
+    }
+    fn redemption(&self, _: u64, _: u32) -> R<Option<RedemptionRec>> {
+        Ok(None)
+    }
+    fn slice(&self, _: u64, _: Owner, _: u32) -> R<Option<Slice>> {
+        Ok(None)
+    }
+    fn cons_next(&self, _: u64, _: u16, _: Option<ConsKey>) -> R<Option<ConsKey>> {
+        Ok(None)
+    }
+    fn due_next(&self, _: u64, _: Option<DueKey>) -> R<Option<DueKey>> {
+        Ok(None)
+    }
+    fn wallets_due(&self, _: i64) -> R<Vec<u64>> {
+        Ok(Vec::new())
+    }
+}
+
+/// An event decided and applied in this transaction, waiting to be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub stream: u64,
+    pub seq: u64,
+    pub position: u64,
+    pub at: i64,
+    pub event: Event,
+}
+
+/// Everything a transaction changed, handed to storage to write.
+#[derive(Default)]
+pub struct Changes {
+    pub ledger: Option<LedgerState>,
+    pub programs: HashMap<u64, Program>,
+    pub holders: HashMap<[u8; 16], Holder>,
+    pub identities: HashMap<String, [u8; 16]>,
+    pub emails: HashMap<String, [u8; 16]>,
+    pub wallet_uuids: HashMap<[u8; 16], u64>,
+    pub externals: HashMap<String, u64>,
+    pub cards: HashMap<String, u64>,
+    pub holder_wallets: Vec<([u8; 16], u64)>,
+    pub wallets: HashMap<u64, WalletState>,
+    pub lots: HashMap<(u64, u32), Lot>,
+    pub names: HashMap<(u64, NameKind, String), u32>,
+    pub holds: HashMap<(u64, u32), HoldRec>,
+    pub redemptions: HashMap<(u64, u32), RedemptionRec>,
+    pub slices: HashMap<(u64, Owner, u32), Slice>,
+    pub lifecycle: Vec<(u64, u32, LifecycleRec)>,
+    pub cons_add: BTreeSet<ConsKey>,
+    pub cons_del: HashSet<ConsKey>,
+    pub due_add: BTreeSet<DueKey>,
+    pub due_del: HashSet<DueKey>,
+    pub events: Vec<Pending>,
+}
+
+enum Undo {
+    Ledger(LedgerState),
+    Program(u64),
+    Holder([u8; 16]),
+    Identity(String),
+    Email(String),
+    WalletUuid([u8; 16]),
+    External(String),
+    Card(String),
+    HolderWallet,
+    Wallet(u64, Option<WalletState>),
+    Lot((u64, u32), Option<Lot>),
+    Name((u64, NameKind, String)),
+    Hold((u64, u32), Option<HoldRec>),
+    Redemption((u64, u32), Option<RedemptionRec>),
+    Slice((u64, Owner, u32), Option<Slice>),
+    Lifecycle,
+    ConsAdd(ConsKey, bool, bool),
+    ConsDel(ConsKey, bool, bool),
+    DueAdd(DueKey, bool, bool),
+    DueDel(DueKey, bool, bool),
+    Event,
+}
+
+/// A point to roll back to.
+#[derive(Clone, Copy, Debug)]
+pub struct Savepoint(usize);
+
+/// The copy-on-write overlay over a [`Backing`].
+pub struct Tx<'b> {
+    base: &'b dyn Backing,
+    ledger: LedgerState,
+    c: Changes,
+    undo: Vec<Undo>,
+}
+
+impl<'b> Tx<'b> {
+    pub fn new(base: &'b dyn Backing) -> R<Tx<'b>> {
+        Ok(Tx {
+            ledger: base.ledger()?,
+            base,
+            c: Changes::default(),
+            undo: Vec::new(),
+        })
+    }
+
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint(self.undo.len())
+    }
+
+    /// Forgets the undo log (the transaction keeps its changes): bounds memory across a long
+    /// replay, where nothing is ever rolled back.
+    pub fn forget_undo(&mut self) {
+        self.undo.clear();
+    }
+
+    /// Undoes every change made since `sp`.
+    pub fn rollback(&mut self, sp: Savepoint) {
+        while self.undo.len() > sp.0 {
+            let u = self.undo.pop().expect("length checked");
+            let c = &mut self.c;
+            match u {
+                Undo::Ledger(l) => self.ledger = l,
+                Undo::Program(k) => {
+                    c.programs.remove(&k);
+                }
+                Undo::Holder(k) => {
+                    c.holders.remove(&k);
+                }
+                Undo::Identity(k) => {
+                    c.identities.remove(&k);
+                }
+                Undo::Email(k) => {
+                    c.emails.remove(&k);
+                }
+                Undo::WalletUuid(k) => {
+                    c.wallet_uuids.remove(&k);
+                }
+                Undo::External(k) => {
+                    c.externals.remove(&k);
+                }
+                Undo::Card(k) => {
+                    c.cards.remove(&k);
+                }
+                Undo::HolderWallet => {
+                    c.holder_wallets.pop();
+                }
+                Undo::Wallet(k, old) => restore(&mut c.wallets, k, old),
+                Undo::Lot(k, old) => restore(&mut c.lots, k, old),
+                Undo::Name(k) => {
+                    c.names.remove(&k);
+                }
+                Undo::Hold(k, old) => restore(&mut c.holds, k, old),
+                Undo::Redemption(k, old) => restore(&mut c.redemptions, k, old),
+                Undo::Slice(k, old) => restore(&mut c.slices, k, old),
+                Undo::Lifecycle => {
+                    c.lifecycle.pop();
+                }
+                Undo::ConsAdd(k, was_add, was_del) | Undo::ConsDel(k, was_add, was_del) => {
+                    set_flag(&mut c.cons_add, k, was_add);
+                    set_flag_h(&mut c.cons_del, k, was_del);
+                }
+                Undo::DueAdd(k, was_add, was_del) | Undo::DueDel(k, was_add, was_del) => {
+                    set_flag(&mut c.due_add, k, was_add);
+                    set_flag_h(&mut c.due_del, k, was_del);
+                }
+                Undo::Event => {
+                    c.events.pop();
+                }
+            }
+        }
+    }
+
+    /// Hands the changes to storage. The ledger counters are included when they moved.
+    pub fn into_changes(mut self) -> Changes {
+        if self.c.events.is_empty() && self.c.programs.is_empty() {
+            self.c.ledger = None;
+        } else {
+            self.c.ledger = Some(self.ledger);
+        }
+        self.c
+    }
+
+    pub fn events(&self) -> &[Pending] {
+        &self.c.events
+    }
+
+    // ---- reads -------------------------------------------------------------------------
+
+    pub fn ledger(&self) -> LedgerState {
+        self.ledger
+    }
+    pub fn program(&self, id: u64) -> R<Option<Program>> {
+        match self.c.programs.get(&id) {
+            Some(p) => Ok(Some(p.clone())),
+            None => self.base.program(id),
+        }
+    }
+    pub fn holder(&self, id: [u8; 16]) -> R<Option<Holder>> {
+        match self.c.holders.get(&id) {
+            Some(h) => Ok(Some(h.clone())),
+            None => self.base.holder(id),
+        }
+    }
+    pub fn holder_by_identity(&self, s: &str) -> R<Option<[u8; 16]>> {
+        match self.c.identities.get(s) {
+            Some(h) => Ok(Some(*h)),
+            None => self.base.holder_by_identity(s),
+        }
+    }
+    pub fn holder_by_email(&self, normalized: &str) -> R<Option<[u8; 16]>> {
+        match self.c.emails.get(normalized) {
+            Some(h) => Ok(Some(*h)),
+            None => self.base.holder_by_email(normalized),
+        }
+    }
+    pub fn wallet_by_uuid(&self, id: [u8; 16]) -> R<Option<u64>> {
+        match self.c.wallet_uuids.get(&id) {
+            Some(w) => Ok(Some(*w)),
+            None => self.base.wallet_by_uuid(id),
+        }
+    }
+    pub fn wallet_by_external(&self, s: &str) -> R<Option<u64>> {
+        match self.c.externals.get(s) {
+            Some(w) => Ok(Some(*w)),
+            None => self.base.wallet_by_external(s),
+        }
+    }
+    pub fn wallet_by_card(&self, s: &str) -> R<Option<u64>> {
+        match self.c.cards.get(s) {
+            Some(w) => Ok(Some(*w)),
+            None => self.base.wallet_by_card(s),
+        }
+    }
+    pub fn wallet(&self, no: u64) -> R<Option<WalletState>> {
+        match self.c.wallets.get(&no) {
+            Some(w) => Ok(Some(w.clone())),
+            None => self.base.wallet(no),
+        }
+    }
+    /// The wallet, which must exist: a missing one is corruption, not a user error.
+    pub fn wallet_req(&self, no: u64) -> R<WalletState> {
+        self.wallet(no)?
+            .ok_or_else(|| StorageError(format!("wallet number {no} is referenced but missing")))
+    }
+    pub fn lot(&self, w: u64, no: u32) -> R<Option<Lot>> {
+        match self.c.lots.get(&(w, no)) {
+            Some(l) => Ok(Some(l.clone())),
+            None => self.base.lot(w, no),
+        }
+    }
+    pub fn lot_req(&self, w: u64, no: u32) -> R<Lot> {
+        self.lot(w, no)?
+            .ok_or_else(|| StorageError(format!("wallet {w}: lot number {no} is missing")))
+    }
+    pub fn name(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>> {
+        match self.c.names.get(&(w, kind, id.to_string())) {
+            Some(n) => Ok(Some(*n)),
+            None => self.base.name(w, kind, id),
+        }
+    }
+    pub fn hold(&self, w: u64, no: u32) -> R<Option<HoldRec>> {
+        match self.c.holds.get(&(w, no)) {
+            Some(h) => Ok(Some(h.clone())),
+            None => self.base.hold(w, no),
+        }
+    }
+    pub fn hold_req(&self, w: u64, no: u32) -> R<HoldRec> {
+        self.hold(w, no)?
+            .ok_or_else(|| StorageError(format!("wallet {w}: hold number {no} is missing")))
+    }
+    pub fn redemption(&self, w: u64, no: u32) -> R<Option<RedemptionRec>> {
+        match self.c.redemptions.get(&(w, no)) {
+            Some(r) => Ok(Some(r.clone())),
+            None => self.base.redemption(w, no),
+        }
+    }
+    pub fn redemption_req(&self, w: u64, no: u32) -> R<RedemptionRec> {
+        self.redemption(w, no)?.ok_or_else(|| {
+            StorageError(format!("wallet {w}: redemption number {no} is missing"))
+        })
+    }
+    pub fn slice(&self, w: u64, owner: Owner, idx: u32) -> R<Slice> {
+        match self.c.slices.get(&(w, owner, idx)) {
+            Some(s) => Ok(*s),
+            None => self.base.slice(w, owner, idx)?.ok_or_else(|| {
+                StorageError(format!("wallet {w}: slice {idx} of {owner:?} is missing"))
+            }),
+        }
+    }
+
+    /// Next consumable lot of `(w, pocket)` after `after`, merging committed and overlay keys.
+    pub fn cons_next(&self, w: u64, pocket: u16, after: Option<ConsKey>) -> R<Option<ConsKey>> {
+        let lo = after.unwrap_or(ConsKey {
+            wallet: w,
+            pocket,
+            order: i64::MIN,
+            lot: 0,
+        });
+        let hi = ConsKey {
+            wallet: w,
+            pocket,
+            order: i64::MAX,
+            lot: u32::MAX,
+        };
+        let mut from_base = after;
+        let base = loop {
+            match self.base.cons_next(w, pocket, from_base)? {
+                Some(k) if self.c.cons_del.contains(&k) => from_base = Some(k),
+                other => break other,
+            }
+        };
+        let overlay = if after.is_some() {
+            self.c
+                .cons_add
+                .range((std::ops::Bound::Excluded(lo), std::ops::Bound::Included(hi)))
+                .next()
+                .copied()
+        } else {
+            self.c.cons_add.range(lo..=hi).next().copied()
+        };
+        Ok(min_opt(base, overlay))
+    }
+
+    /// Next due transition of `w` after `after`, merging committed and overlay keys.
+    pub fn due_next(&self, w: u64, after: Option<DueKey>) -> R<Option<DueKey>> {
+        let lo = after.unwrap_or(DueKey {
+            wallet: w,
+            at: i64::MIN,
+            kind: DueKind::Activation,
+            no: 0,
+        });
+        let hi = DueKey {
+            wallet: w,
+            at: i64::MAX,
+            kind: DueKind::Expiry,
+            no: u32::MAX,
+        };
+        let mut from_base = after;
+        let base = loop {
+            match self.base.due_next(w, from_base)? {
+                Some(k) if self.c.due_del.contains(&k) => from_base = Some(k),
+                other => break other,
+            }
+        };
+        let overlay = if after.is_some() {
+            self.c
+                .due_add
+                .range((std::ops::Bound::Excluded(lo), std::ops::Bound::Included(hi)))
+                .next()
+                .copied()
+        } else {
+            self.c.due_add.range(lo..=hi).next().copied()
+        };
+        Ok(min_opt(base, overlay))
+    }
+
+    /// Wallets that may have transitions due by `upto`: the committed sweep index plus every
+    /// wallet changed in this overlay. Ascending, without repeats.
+    pub fn wallets_due(&self, upto: i64) -> R<Vec<u64>> {
+        let mut v = self.base.wallets_due(upto)?;
+        v.extend(self.c.wallets.keys().copied());
+        v.sort_unstable();
+        v.dedup();
+        Ok(v)
+    }
+
+    // ---- writes (used by `apply` only) -------------------------------------------------
+
+    pub(crate) fn set_ledger(&mut self, l: LedgerState) {
+        self.undo.push(Undo::Ledger(self.ledger));
+        self.ledger = l;
+    }
+    pub(crate) fn put_program(&mut self, p: Program) {
+        self.undo.push(Undo::Program(p.program));
+        self.c.programs.insert(p.program, p);
+    }
+    pub(crate) fn put_holder(&mut self, h: Holder) {
+        if let Some(i) = &h.identity {
+            self.undo.push(Undo::Identity(i.clone()));
+            self.c.identities.insert(i.clone(), h.holder);
+        }
+        if let Some(e) = &h.email {
+            let n = crate::model::normalize_email(e);
+            self.undo.push(Undo::Email(n.clone()));
+            self.c.emails.insert(n, h.holder);
+        }
+        self.undo.push(Undo::Holder(h.holder));
+        self.c.holders.insert(h.holder, h);
+    }
+    pub(crate) fn index_wallet(&mut self, ws: &WalletState) {
+        self.undo.push(Undo::WalletUuid(ws.uuid));
+        self.c.wallet_uuids.insert(ws.uuid, ws.number);
+        if let Some(e) = &ws.external_id {
+            self.undo.push(Undo::External(e.clone()));
+            self.c.externals.insert(e.clone(), ws.number);
+        }
+        self.undo.push(Undo::HolderWallet);
+        self.c.holder_wallets.push((ws.holder, ws.number));
+    }
+    pub(crate) fn index_card(&mut self, card: &str, w: u64) {
+        self.undo.push(Undo::Card(card.to_string()));
+        self.c.cards.insert(card.to_string(), w);
+    }
+    pub(crate) fn put_wallet(&mut self, ws: WalletState) {
+        let old = self.c.wallets.insert(ws.number, ws.clone());
+        self.undo.push(Undo::Wallet(ws.number, old));
+    }
+    pub(crate) fn put_name(&mut self, w: u64, kind: NameKind, id: &str, no: u32) {
+        let k = (w, kind, id.to_string());
+        self.undo.push(Undo::Name(k.clone()));
+        self.c.names.insert(k, no);
+    }
+    pub(crate) fn put_lot(&mut self, w: u64, lot: Lot) -> R<()> {
+        let old = self.lot(w, lot.no)?;
+        let (old_c, old_d) = match &old {
+            Some(o) => (o.cons_key(w), o.due_key(w)),
+            None => (None, None),
+        };
+        self.reindex_cons(old_c, lot.cons_key(w));
+        self.reindex_due(old_d, lot.due_key(w));
+        let k = (w, lot.no);
+        let prev = self.c.lots.insert(k, lot);
+        self.undo.push(Undo::Lot(k, prev));
+        Ok(())
+    }
+    pub(crate) fn put_hold(&mut self, w: u64, h: HoldRec) -> R<()> {
+        let old = self.hold(w, h.no)?;
+        self.reindex_due(old.and_then(|o| o.due_key(w)), h.due_key(w));
+        let k = (w, h.no);
+        let prev = self.c.holds.insert(k, h);
+        self.undo.push(Undo::Hold(k, prev));
+        Ok(())
+    }
+    pub(crate) fn put_redemption(&mut self, w: u64, r: RedemptionRec) {
+        let k = (w, r.no);
+        let prev = self.c.redemptions.insert(k, r);
+        self.undo.push(Undo::Redemption(k, prev));
+    }
+    pub(crate) fn put_slice(&mut self, w: u64, owner: Owner, idx: u32, s: Slice) {
+        let k = (w, owner, idx);
+        let prev = self.c.slices.insert(k, s);
+        self.undo.push(Undo::Slice(k, prev));
+    }
+    pub(crate) fn push_lifecycle(&mut self, w: u64, idx: u32, rec: LifecycleRec) {
+        self.undo.push(Undo::Lifecycle);
+        self.c.lifecycle.push((w, idx, rec));
+    }
+    /// Queues an applied event for writing, assigning its sequence and global position. Call
+    /// after `apply`, which advanced the stream's sequence.
+    pub(crate) fn record(&mut self, stream: u64, at: i64, event: Event) {
+        let mut l = self.ledger;
+        l.position += 1;
+        self.set_ledger(l);
+        let seq = if stream == LEDGER_STREAM {
+            l.ledger_seq
+        } else {
+            self.c.wallets.get(&stream).map_or(0, |w| w.seq)
+        };
+        self.push_event(Pending {
+            stream,
+            seq,
+            position: l.position,
+            at,
+            event,
+        });
+    }
+
+    /// Replay: the global position of the event just applied.
+    pub(crate) fn set_position(&mut self, position: u64) {
+        let mut l = self.ledger;
+        l.position = position;
+        self.set_ledger(l);
+    }
+
+    pub(crate) fn push_event(&mut self, p: Pending) {
+        self.undo.push(Undo::Event);
+        self.c.events.push(p);
+    }
+
+    fn reindex_cons(&mut self, old: Option<ConsKey>, new: Option<ConsKey>) {
+        if old == new {
+            return;
+        }
+        if let Some(k) = old {
+            let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
+            self.undo.push(Undo::ConsDel(k, a, d));
+            // Always record the deletion: the key may also be committed below the overlay.
+            self.c.cons_add.remove(&k);
+            self.c.cons_del.insert(k);
+        }
+        if let Some(k) = new {
+            let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
+            self.undo.push(Undo::ConsAdd(k, a, d));
+            self.c.cons_del.remove(&k);
+            self.c.cons_add.insert(k);
+        }
+    }
+
+    fn reindex_due(&mut self, old: Option<DueKey>, new: Option<DueKey>) {
+        if old == new {
+            return;
+        }
+        if let Some(k) = old {
+            let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
+            self.undo.push(Undo::DueDel(k, a, d));
+            self.c.due_add.remove(&k);
+            self.c.due_del.insert(k);
+        }
+        if let Some(k) = new {
+            let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
+            self.undo.push(Undo::DueAdd(k, a, d));
+            self.c.due_del.remove(&k);
+            self.c.due_add.insert(k);
+        }
+    }
+}
+
+fn restore<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>, k: K, old: Option<V>) {
+    match old {
+        Some(v) => {
+            m.insert(k, v);
+        }
+        None => {
+            m.remove(&k);
+        }
+    }
+}
+
+fn set_flag<K: Ord>(s: &mut BTreeSet<K>, k: K, on: bool) {
+    if on {
+        s.insert(k);
+    } else {
+        s.remove(&k);
+    }
+}
+
+fn set_flag_h<K: std::hash::Hash + Eq>(s: &mut HashSet<K>, k: K, on: bool) {
+    if on {
+        s.insert(k);
+    } else {
+        s.remove(&k);
+    }
+}
+
+fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The figures of every pocket of a wallet, with the instant they are as of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletFigures {
+    pub wallet: WalletState,
+    pub as_of: Instant,
+}

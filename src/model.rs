@@ -1,0 +1,521 @@
+//! Model: the ledger's vocabulary. Instants, exact amounts, ids and the small value types that
+//! events and state are made of. No I/O, no policy: every function here is total and pure.
+//!
+//! Invariants kept here:
+//! - an [`Instant`] is always a representable UTC nanosecond count (`i64`), so ordering is exact;
+//! - an amount in pocket units is ≤ [`crate::limits::MAX_UNITS`], so it always prints exactly as a
+//!   `Decimal` at the pocket's scale;
+//! - a client id passes [`check_id`] before it reaches the domain.
+
+use crate::error::{CommandError, ErrorCode, fail};
+use crate::limits::{MAX_AMOUNT_CHARS, MAX_ID_BYTES, MAX_SCALE, MAX_TEXT_BYTES, MAX_UNITS};
+use bincode::{Decode, Encode};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use rust_decimal::Decimal;
+use std::fmt;
+
+/// An instant: nanoseconds since the Unix epoch, UTC. Covers 1677-09-21 to 2262-04-11; a time
+/// outside that range is `invalid_time`. Integer nanoseconds keep every RFC 3339 input exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct Instant(pub i64);
+
+impl Instant {
+    pub const MAX: Instant = Instant(i64::MAX);
+
+    /// Converts a chrono time; `None` when it is outside the representable range.
+    pub fn from_datetime(t: DateTime<Utc>) -> Option<Instant> {
+        t.timestamp_nanos_opt().map(Instant)
+    }
+
+    /// Parses RFC 3339 with an offset (`Z` or `±hh:mm`), converting to UTC.
+    pub fn parse(field: &str, s: &str) -> Result<Instant, CommandError> {
+        let shown = shorten(s);
+        let t = DateTime::parse_from_rfc3339(s).map_err(|e| {
+            CommandError::new(
+                ErrorCode::InvalidTime,
+                format!("{field} {shown:?} is not an RFC 3339 time with an offset ({e})"),
+            )
+        })?;
+        Instant::from_datetime(t.with_timezone(&Utc)).ok_or_else(|| {
+            CommandError::new(
+                ErrorCode::InvalidTime,
+                format!("{field} {shown:?} is outside 1677-09-21..2262-04-11"),
+            )
+        })
+    }
+
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        Utc.timestamp_nanos(self.0)
+    }
+
+    /// RFC 3339 in UTC with as many fractional digits as needed (`2026-01-01T00:00:00Z`).
+    pub fn rfc3339(self) -> String {
+        self.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.rfc3339())
+    }
+}
+
+/// Lot consumption order of a program (SPEC §4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
+pub enum Order {
+    /// `expires_at` ascending, lots without expiry last; ties by credit order.
+    #[default]
+    EarliestExpiry,
+    /// Credit order.
+    EarliestIssuance,
+}
+
+impl Order {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::EarliestExpiry => "earliest_expiry",
+            Order::EarliestIssuance => "earliest_issuance",
+        }
+    }
+}
+
+/// One pocket template of a program.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct PocketTemplate {
+    /// Key used in commands (`"gift"`, `"BTC"`).
+    pub pocket: String,
+    pub name: String,
+    /// Free text such as `GIFT_PPI`.
+    pub kind: String,
+    /// Asset or currency code (`"USD"`, `"PTS"`).
+    pub asset: String,
+    /// Decimal places, 0..=18.
+    pub scale: u32,
+}
+
+/// A program: the template wallets are opened from.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Program {
+    pub program: u64,
+    pub name: String,
+    pub unit: String,
+    pub order: Order,
+    pub pockets: Vec<PocketTemplate>,
+}
+
+/// A holder: the owner of wallets.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Holder {
+    pub holder: [u8; 16],
+    pub identity: Option<String>,
+    /// As given (trimmed); compared case-insensitively through [`normalize_email`].
+    pub email: Option<String>,
+}
+
+/// Lifecycle status of a wallet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Status {
+    Active,
+    Frozen,
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Frozen => "frozen",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+/// A bank account linked to a wallet (Juicyway `payment_methods`).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
+pub struct PaymentMethod {
+    pub account_name: String,
+    pub account_number: String,
+    pub account_type: String,
+    pub address: Option<String>,
+    pub bank_address: Option<String>,
+    pub bank_code: String,
+    pub bank_name: String,
+}
+
+/// A card issued on a wallet (Cashfree look-ups by card).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Card {
+    pub card: String,
+    pub masked_pan: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Lifecycle actions, as Juicyway names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum LifecycleAction {
+    Create,
+    Freeze,
+    Unfreeze,
+    Delete,
+}
+
+impl LifecycleAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleAction::Create => "create",
+            LifecycleAction::Freeze => "freeze",
+            LifecycleAction::Unfreeze => "unfreeze",
+            LifecycleAction::Delete => "delete",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ids and text
+
+fn shorten(s: &str) -> String {
+    // Messages name the offending value, but never echo a megabyte back.
+    if s.len() <= 80 {
+        s.to_string()
+    } else {
+        let mut end = 80;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    }
+}
+
+/// The shortened, quoted form used in messages.
+pub(crate) fn quoted(s: &str) -> String {
+    format!("{:?}", shorten(s))
+}
+
+/// A client id: non-empty, ≤ 64 bytes, printable (no control characters, no whitespace other than
+/// the plain space inside). Violations are `invalid_command` (SPEC §7 step 1).
+pub fn check_id(field: &str, s: &str) -> Result<(), CommandError> {
+    if s.is_empty() {
+        return fail(ErrorCode::InvalidCommand, format!("{field} must not be empty"));
+    }
+    if s.len() > MAX_ID_BYTES {
+        return fail(
+            ErrorCode::InvalidCommand,
+            format!(
+                "{field} {} is {} bytes; the limit is {MAX_ID_BYTES}",
+                quoted(s),
+                s.len()
+            ),
+        );
+    }
+    if s.chars().any(|c| c.is_control()) || s.trim() != s {
+        return fail(
+            ErrorCode::InvalidCommand,
+            format!(
+                "{field} {} must be printable, without control characters or surrounding spaces",
+                quoted(s)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Free text: ≤ 256 bytes, no control characters.
+pub fn check_text(field: &str, s: &str) -> Result<(), CommandError> {
+    if s.len() > MAX_TEXT_BYTES {
+        return fail(
+            ErrorCode::InvalidCommand,
+            format!(
+                "{field} {} is {} bytes; the limit is {MAX_TEXT_BYTES}",
+                quoted(s),
+                s.len()
+            ),
+        );
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return fail(
+            ErrorCode::InvalidCommand,
+            format!("{field} {} contains control characters", quoted(s)),
+        );
+    }
+    Ok(())
+}
+
+/// Emails are unique compared case-insensitively after trimming (SPEC §2).
+pub fn normalize_email(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Amounts
+
+/// Parses an amount in plain notation (`12`, `12.50`): ASCII digits, at most one dot with digits on
+/// both sides, positive. Anything else (exponent, sign, spaces, underscores, zero) is
+/// `invalid_amount`. The result is normalized (trailing zeros dropped).
+pub fn parse_amount(field: &str, s: &str) -> Result<Decimal, CommandError> {
+    let bad = |why: &str| {
+        CommandError::new(
+            ErrorCode::InvalidAmount,
+            format!(
+                "{field} {} is not a positive decimal in plain notation ({why})",
+                quoted(s)
+            ),
+        )
+    };
+    if s.is_empty() {
+        return Err(bad("empty"));
+    }
+    if s.len() > MAX_AMOUNT_CHARS {
+        return Err(bad("too long"));
+    }
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    if int.is_empty() || (s.contains('.') && frac.is_empty()) {
+        return Err(bad("digits are needed on both sides of the dot"));
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("only digits and one dot are allowed"));
+    }
+    let frac = frac.trim_end_matches('0');
+    let int = int.trim_start_matches('0');
+    if frac.len() > 28 {
+        return Err(bad("more than 28 decimal places"));
+    }
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Err(bad("zero"));
+    }
+    // 2^96 − 1 has 29 digits; anything longer cannot be a Decimal mantissa.
+    if digits.len() > 29 {
+        return Err(bad("too large"));
+    }
+    let mantissa: u128 = digits.parse().map_err(|_| bad("too large"))?;
+    if mantissa > MAX_UNITS {
+        return Err(bad("too large"));
+    }
+    Ok(Decimal::from_i128_with_scale(mantissa as i128, frac.len() as u32))
+}
+
+/// Checks a typed amount: positive (else `invalid_amount`). Returns it normalized.
+pub fn check_amount(field: &str, d: Decimal) -> Result<Decimal, CommandError> {
+    if d <= Decimal::ZERO {
+        return fail(
+            ErrorCode::InvalidAmount,
+            format!("{field} {d} is not a positive amount"),
+        );
+    }
+    Ok(d.normalize())
+}
+
+/// An amount converted to pocket units. `Huge` is a valid decimal that exceeds
+/// [`MAX_UNITS`] at the pocket's scale: debits report it as the quantity error, credits as
+/// `amount_overflow` (SPEC §7 step 8), so the conversion itself never fails late.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Units {
+    Fits(u128),
+    Huge,
+}
+
+impl Units {
+    /// For comparisons: `Huge` exceeds every stored figure.
+    pub fn saturated(self) -> u128 {
+        match self {
+            Units::Fits(u) => u,
+            Units::Huge => u128::MAX,
+        }
+    }
+}
+
+/// Converts a positive decimal to units at `scale`. More decimal places than `scale` (after
+/// dropping trailing zeros) is `scale_exceeded`, never rounded.
+pub fn to_units(field: &str, d: Decimal, scale: u32) -> Result<Units, CommandError> {
+    let d = d.normalize();
+    if d.scale() > scale {
+        return fail(
+            ErrorCode::ScaleExceeded,
+            format!(
+                "{field} {d} has {} decimal places; this pocket allows {scale}",
+                d.scale()
+            ),
+        );
+    }
+    let mantissa = d.mantissa();
+    if mantissa <= 0 {
+        return fail(
+            ErrorCode::InvalidAmount,
+            format!("{field} {d} is not a positive amount"),
+        );
+    }
+    let factor = 10u128.pow(scale - d.scale());
+    Ok(match (mantissa as u128).checked_mul(factor) {
+        Some(u) if u <= MAX_UNITS => Units::Fits(u),
+        _ => Units::Huge,
+    })
+}
+
+/// Units at `scale` as an exact, normalized decimal (`129.526`, `0`, `70`).
+pub fn units_to_decimal(units: u128, scale: u32) -> Decimal {
+    debug_assert!(units <= MAX_UNITS && scale <= MAX_SCALE);
+    Decimal::from_i128_with_scale(units as i128, scale).normalize()
+}
+
+/// Units at `scale` in plain notation without trailing zeros.
+pub fn format_units(units: u128, scale: u32) -> String {
+    units_to_decimal(units, scale).to_string()
+}
+
+/// Units in plain notation with at least `min_places` decimal places (Cryptofuse: `"0.00"`,
+/// `"1500.75"`, `"0.025"`).
+pub fn format_units_min_places(units: u128, scale: u32, min_places: u32) -> String {
+    let d = units_to_decimal(units, scale);
+    if d.scale() >= min_places {
+        d.to_string()
+    } else {
+        let mut d = d;
+        d.rescale(min_places);
+        d.to_string()
+    }
+}
+
+/// A pocket's figures at an instant (SPEC §5), in units at the pocket's scale. The stored five
+/// are kept; `balance`, `available`, `pending` and `total` are derived so they cannot drift.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Figures {
+    pub promised: u128,
+    pub credited: u128,
+    pub redeemed: u128,
+    pub expired: u128,
+    pub on_hold: u128,
+}
+
+impl Figures {
+    /// `credited − redeemed − expired`. The invariant `redeemed + expired ≤ credited` is asserted
+    /// by [`Figures::check`] wherever state changes.
+    pub fn balance(&self) -> u128 {
+        self.credited - self.redeemed - self.expired
+    }
+    pub fn available(&self) -> u128 {
+        self.balance() - self.on_hold
+    }
+    pub fn pending(&self) -> u128 {
+        self.promised + self.on_hold
+    }
+    pub fn total(&self) -> u128 {
+        self.balance() + self.promised
+    }
+
+    /// The §5 invariants that the five stored figures must satisfy; `Err` names the broken one.
+    pub fn check(&self) -> Result<(), String> {
+        let spent = self
+            .redeemed
+            .checked_add(self.expired)
+            .ok_or("redeemed + expired overflows")?;
+        if spent > self.credited {
+            return Err(format!(
+                "redeemed {} + expired {} exceeds credited {}",
+                self.redeemed, self.expired, self.credited
+            ));
+        }
+        let balance = self.credited - spent;
+        if self.on_hold > balance {
+            return Err(format!(
+                "on_hold {} exceeds balance {balance}",
+                self.on_hold
+            ));
+        }
+        if self.credited > MAX_UNITS || self.promised > MAX_UNITS {
+            return Err("a figure exceeds the unit limit".into());
+        }
+        Ok(())
+    }
+}
+
+/// UUID helpers: the domain stores raw bytes so records stay compact and `Encode` is derived.
+pub fn uuid_bytes(u: uuid::Uuid) -> [u8; 16] {
+    *u.as_bytes()
+}
+
+pub fn uuid_of(b: [u8; 16]) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(b)
+}
+
+/// Parses a UUID written with or without hyphens, any case. Bad ids are `invalid_command`.
+pub fn parse_uuid(field: &str, s: &str) -> Result<uuid::Uuid, CommandError> {
+    uuid::Uuid::try_parse(s).map_err(|_| {
+        CommandError::new(
+            ErrorCode::InvalidCommand,
+            format!("{field} {} is not a UUID", quoted(s)),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_parse_exactly_in_plain_notation_only() {
+        assert_eq!(parse_amount("a", "12.50").unwrap().to_string(), "12.5");
+        assert_eq!(parse_amount("a", "007").unwrap().to_string(), "7");
+        assert_eq!(
+            parse_amount("a", "0.000000000000000001")
+                .unwrap()
+                .to_string(),
+            "0.000000000000000001"
+        );
+        for bad in [
+            "", "0", "0.00", "-1", "+1", "1e5", "1.", ".5", " 1", "1_000", "abc", "1.2.3",
+        ] {
+            let e = parse_amount("amount", bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidAmount, "{bad:?}");
+            assert!(e.message.contains("amount"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn units_convert_without_rounding() {
+        let d = parse_amount("a", "30.5").unwrap();
+        assert_eq!(to_units("a", d, 2).unwrap(), Units::Fits(3050));
+        let e = to_units("a", parse_amount("a", "0.001").unwrap(), 2).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ScaleExceeded);
+        assert_eq!(
+            to_units("a", parse_amount("a", "79228162514264337593543950335").unwrap(), 1)
+                .unwrap(),
+            Units::Huge
+        );
+        assert_eq!(format_units(3050, 2), "30.5");
+        assert_eq!(format_units(0, 2), "0");
+        assert_eq!(format_units_min_places(0, 8, 2), "0.00");
+        assert_eq!(format_units_min_places(2_500_000, 8, 2), "0.025");
+        assert_eq!(format_units_min_places(150075, 2, 2), "1500.75");
+    }
+
+    #[test]
+    fn ids_are_bounded_and_printable() {
+        assert!(check_id("lot", "L1").is_ok());
+        assert_eq!(check_id("lot", "").unwrap_err().code, ErrorCode::InvalidCommand);
+        assert_eq!(
+            check_id("lot", &"x".repeat(65)).unwrap_err().code,
+            ErrorCode::InvalidCommand
+        );
+        assert_eq!(check_id("lot", "a\nb").unwrap_err().code, ErrorCode::InvalidCommand);
+    }
+
+    #[test]
+    fn instants_parse_rfc3339_with_offset() {
+        let a = Instant::parse("at", "2026-01-01T01:00:00+01:00").unwrap();
+        let b = Instant::parse("at", "2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b.rfc3339(), "2026-01-01T00:00:00Z");
+        assert_eq!(
+            Instant::parse("at", "2026-01-01T00:00:00").unwrap_err().code,
+            ErrorCode::InvalidTime
+        );
+        assert_eq!(
+            Instant::parse("at", "3000-01-01T00:00:00Z").unwrap_err().code,
+            ErrorCode::InvalidTime
+        );
+    }
+}
