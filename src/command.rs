@@ -276,7 +276,9 @@ pub struct IssueCard {
 }
 
 /// What a successful command did: the ids it used or assigned and where its events sit in the log.
-#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, Encode, Decode)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, Encode, Decode,
+)]
 pub struct Receipt {
     pub op: String,
     #[serde(skip_serializing_if = "Option::is_none")]

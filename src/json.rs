@@ -40,7 +40,9 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
                 let mut out: Vec<(String, &'a RawValue)> = Vec::new();
                 while let Some((k, v)) = m.next_entry::<String, &'a RawValue>()? {
                     if out.iter().any(|(e, _)| *e == k) {
-                        return Err(serde::de::Error::custom(format!("field `{k}` appears twice")));
+                        return Err(serde::de::Error::custom(format!(
+                            "field `{k}` appears twice"
+                        )));
                     }
                     out.push((k, v));
                 }
@@ -97,13 +99,15 @@ impl<'a> Fields<'a> {
     fn opt_str(&mut self, name: &str) -> Result<Option<String>, CommandError> {
         match self.raw(name) {
             None => Ok(None),
-            Some(v) => serde_json::from_str::<String>(v.get()).map(Some).map_err(|_| {
-                invalid(format!(
-                    "{}: field `{name}` must be a string, not {}",
-                    self.what,
-                    quoted(v.get())
-                ))
-            }),
+            Some(v) => serde_json::from_str::<String>(v.get())
+                .map(Some)
+                .map_err(|_| {
+                    invalid(format!(
+                        "{}: field `{name}` must be a string, not {}",
+                        self.what,
+                        quoted(v.get())
+                    ))
+                }),
         }
     }
 
@@ -113,7 +117,9 @@ impl<'a> Fields<'a> {
     }
 
     fn opt_uuid(&mut self, name: &str) -> Result<Option<uuid::Uuid>, CommandError> {
-        self.opt_str(name)?.map(|s| parse_uuid(name, &s)).transpose()
+        self.opt_str(name)?
+            .map(|s| parse_uuid(name, &s))
+            .transpose()
     }
 
     fn req_uuid(&mut self, name: &str) -> Result<uuid::Uuid, CommandError> {
@@ -126,7 +132,10 @@ impl<'a> Fields<'a> {
             .raw(name)
             .ok_or_else(|| invalid(format!("{}: missing field `{name}`", self.what)))?;
         let text = v.get();
-        let digits = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+        let digits = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(text);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid(format!(
                 "{}: field `{name}` must be a non-negative integer, not {}",
@@ -145,7 +154,8 @@ impl<'a> Fields<'a> {
 
     fn req_u32(&mut self, name: &str) -> Result<u32, CommandError> {
         let v = self.req_u64(name)?;
-        u32::try_from(v).map_err(|_| invalid(format!("{}: field `{name}` {v} is too large", self.what)))
+        u32::try_from(v)
+            .map_err(|_| invalid(format!("{}: field `{name}` {v} is too large", self.what)))
     }
 
     /// An amount: a JSON string or number, parsed exactly from its text. A bad value is
@@ -180,7 +190,11 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| invalid(format!("{}: missing field `{name}`", self.what)))
     }
 
-    fn time(&mut self, name: &str, d: &mut Deferred) -> Result<Option<DateTime<Utc>>, CommandError> {
+    fn time(
+        &mut self,
+        name: &str,
+        d: &mut Deferred,
+    ) -> Result<Option<DateTime<Utc>>, CommandError> {
         let Some(s) = self.opt_str(name)? else {
             return Ok(None);
         };
@@ -248,8 +262,9 @@ fn request(f: &mut Fields, d: &mut Deferred, in_batch: bool) -> Result<Request, 
             let raw = f
                 .raw("pockets")
                 .ok_or_else(|| invalid("define_program command: missing field `pockets`"))?;
-            let items: Vec<&RawValue> = serde_json::from_str(raw.get())
-                .map_err(|_| invalid("define_program command: `pockets` must be an array of objects"))?;
+            let items: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(|_| {
+                invalid("define_program command: `pockets` must be an array of objects")
+            })?;
             let mut pockets = Vec::with_capacity(items.len().min(crate::limits::MAX_POCKETS + 1));
             for (i, item) in items.iter().enumerate() {
                 if i > crate::limits::MAX_POCKETS {
@@ -545,7 +560,11 @@ pub fn to_value(req: &Request) -> Value {
         }
         Command::Sweep => {}
         Command::Batch(items) => {
-            put(&mut m, "commands", items.iter().map(to_value).collect::<Vec<_>>());
+            put(
+                &mut m,
+                "commands",
+                items.iter().map(to_value).collect::<Vec<_>>(),
+            );
         }
     }
     Value::Object(m)
@@ -572,16 +591,27 @@ mod tests {
 
     #[test]
     fn numbers_and_strings_are_both_exact_amounts() {
-        let a = parse_line(&format!(r#"{{"op":"redeem","wallet":"{W}","amount":30.5}}"#)).unwrap();
-        let b = parse_line(&format!(r#"{{"op":"redeem","wallet":"{W}","amount":"30.50"}}"#)).unwrap();
+        let a = parse_line(&format!(
+            r#"{{"op":"redeem","wallet":"{W}","amount":30.5}}"#
+        ))
+        .unwrap();
+        let b = parse_line(&format!(
+            r#"{{"op":"redeem","wallet":"{W}","amount":"30.50"}}"#
+        ))
+        .unwrap();
         assert_eq!(canonical(&a), canonical(&b));
         let big = parse_line(&format!(
             r#"{{"op":"redeem","wallet":"{W}","amount":0.1000000000000000055511151231257827}}"#
         ));
         // More than 28 places is refused rather than rounded.
         assert_eq!(big.unwrap_err().1.code, ErrorCode::InvalidAmount);
-        let r = parse_line(&format!(r#"{{"op":"redeem","wallet":"{W}","amount":12345678901234567.125}}"#)).unwrap();
-        let Command::Redeem(c) = r.command else { panic!() };
+        let r = parse_line(&format!(
+            r#"{{"op":"redeem","wallet":"{W}","amount":12345678901234567.125}}"#
+        ))
+        .unwrap();
+        let Command::Redeem(c) = r.command else {
+            panic!()
+        };
         assert_eq!(c.amount.to_string(), "12345678901234567.125");
     }
 
@@ -591,9 +621,13 @@ mod tests {
         let e = err(r#"{"op":"redeem","wallet":"nope","amount":"abc","at":"yesterday"}"#);
         assert_eq!(e.code, ErrorCode::InvalidCommand);
         assert!(e.message.contains("nope"), "{}", e.message);
-        let e = err(&format!(r#"{{"op":"redeem","wallet":"{W}","amount":"abc","at":"yesterday"}}"#));
+        let e = err(&format!(
+            r#"{{"op":"redeem","wallet":"{W}","amount":"abc","at":"yesterday"}}"#
+        ));
         assert_eq!(e.code, ErrorCode::InvalidAmount);
-        let e = err(&format!(r#"{{"op":"redeem","wallet":"{W}","amount":"1","at":"yesterday"}}"#));
+        let e = err(&format!(
+            r#"{{"op":"redeem","wallet":"{W}","amount":"1","at":"yesterday"}}"#
+        ));
         assert_eq!(e.code, ErrorCode::InvalidTime);
         assert!(e.message.contains("yesterday"));
     }

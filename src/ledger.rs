@@ -175,7 +175,10 @@ impl Ledger {
     }
 
     /// Opens (or creates) the ledger file with an injected clock.
-    pub fn open_with_clock(path: impl AsRef<Path>, clock: Box<dyn Clock>) -> Result<Ledger, OpenError> {
+    pub fn open_with_clock(
+        path: impl AsRef<Path>,
+        clock: Box<dyn Clock>,
+    ) -> Result<Ledger, OpenError> {
         let db = Database::create(path).map_err(|e| OpenError::Storage(e.into()))?;
         Ledger::init(db, clock)
     }
@@ -209,7 +212,10 @@ impl Ledger {
             match found {
                 None => {
                     t.meta
-                        .insert("schema", &u32::from(codec::SCHEMA_VERSION).to_be_bytes()[..])
+                        .insert(
+                            "schema",
+                            &u32::from(codec::SCHEMA_VERSION).to_be_bytes()[..],
+                        )
                         .map_err(StorageError::from)?;
                 }
                 Some(v) => {
@@ -239,9 +245,11 @@ impl Ledger {
     }
 
     fn now_ns(&self) -> Result<i64, CommandError> {
-        Instant::from_datetime(self.now()).map(|i| i.0).ok_or_else(|| {
-            CommandError::new(ErrorCode::InvalidTime, "the clock is outside 1677..2262")
-        })
+        Instant::from_datetime(self.now())
+            .map(|i| i.0)
+            .ok_or_else(|| {
+                CommandError::new(ErrorCode::InvalidTime, "the clock is outside 1677..2262")
+            })
     }
 
     /// Executes one command (or batch) atomically and durably.
@@ -305,23 +313,28 @@ impl Ledger {
     pub fn reader(&self) -> Result<Reader, StorageError> {
         let txn = self.inner.db.begin_read()?;
         let t = ReadTables::open(&txn)?;
-        Ok(Reader {
-            t,
-            now: self.now(),
-        })
+        Ok(Reader { t, now: self.now() })
     }
 
     /// The wallet's figures and profile as of `as_of` (default: now).
-    pub fn snapshot(&self, wallet: Uuid, as_of: Option<DateTime<Utc>>) -> Result<WalletSnapshot, ReadError> {
+    pub fn snapshot(
+        &self,
+        wallet: Uuid,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<WalletSnapshot, ReadError> {
         let r = self.reader()?;
-        let w = r.wallet_number(wallet)?.ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
+        let w = r
+            .wallet_number(wallet)?
+            .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
         r.snapshot(w, as_of)
     }
 
     /// Every event of a wallet, in order.
     pub fn history(&self, wallet: Uuid) -> Result<Vec<HistoryEntry>, ReadError> {
         let r = self.reader()?;
-        let w = r.wallet_number(wallet)?.ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
+        let w = r
+            .wallet_number(wallet)?
+            .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
         Ok(r.events(w)?
             .into_iter()
             .map(|(seq, rec)| HistoryEntry {
@@ -425,9 +438,11 @@ impl Reader {
         let mut out = Vec::new();
         for r in self.t.events.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (k, v) = r?;
-            let seq = u64::from_be_bytes(k.value()[8..16].try_into().map_err(|_| {
-                StorageError("event key of the wrong size".into())
-            })?);
+            let seq = u64::from_be_bytes(
+                k.value()[8..16]
+                    .try_into()
+                    .map_err(|_| StorageError("event key of the wrong size".into()))?,
+            );
             let (rec, _) = codec::decode_event(&format!("stream {stream} event {seq}"), v.value())?;
             out.push((seq, rec));
         }
@@ -435,7 +450,11 @@ impl Reader {
     }
 
     /// Wallet `w` as of `as_of` (default: the reader's now).
-    pub fn snapshot(&self, w: u64, as_of: Option<DateTime<Utc>>) -> Result<WalletSnapshot, ReadError> {
+    pub fn snapshot(
+        &self,
+        w: u64,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<WalletSnapshot, ReadError> {
         let t = as_of.unwrap_or(self.now);
         let at = Instant::from_datetime(t)
             .ok_or_else(|| ReadError::InvalidTime(format!("{t} is outside 1677..2262")))?
@@ -452,7 +471,34 @@ impl Reader {
             let ws = tx.wallet_req(w)?;
             return Ok(WalletSnapshot::build(ws, lifecycle, at));
         }
-        // Before the last event: replay the wallet's stream up to `at`.
+        self.replay(w, &ws, lifecycle, at)
+    }
+
+    /// Wallet `w` as of `as_of`, always by replaying its stream from the first event, never from
+    /// the materialized state. `verify` and the property tests compare it with [`Reader::snapshot`].
+    pub fn snapshot_replayed(
+        &self,
+        w: u64,
+        as_of: DateTime<Utc>,
+    ) -> Result<WalletSnapshot, ReadError> {
+        let at = Instant::from_datetime(as_of)
+            .ok_or_else(|| ReadError::InvalidTime(format!("{as_of} is outside 1677..2262")))?
+            .0;
+        let ws = self
+            .t
+            .wallet(w)?
+            .ok_or_else(|| ReadError::UnknownWallet(format!("number {w}")))?;
+        let lifecycle = self.t.lifecycle_of(w)?;
+        self.replay(w, &ws, lifecycle, at)
+    }
+
+    fn replay(
+        &self,
+        w: u64,
+        ws: &WalletState,
+        lifecycle: Vec<LifecycleRec>,
+        at: i64,
+    ) -> Result<WalletSnapshot, ReadError> {
         if at < ws.created_at {
             return Err(ReadError::UnknownWallet(format!(
                 "{} did not exist yet at {}",

@@ -31,6 +31,7 @@ pub mod json;
 pub mod ledger;
 pub mod limits;
 pub mod model;
+pub mod render;
 pub mod storage;
 pub mod verify;
 

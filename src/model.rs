@@ -50,7 +50,8 @@ impl Instant {
 
     /// RFC 3339 in UTC with as many fractional digits as needed (`2026-01-01T00:00:00Z`).
     pub fn rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true)
     }
 }
 
@@ -195,7 +196,10 @@ pub(crate) fn quoted(s: &str) -> String {
 /// the plain space inside). Violations are `invalid_command` (SPEC §7 step 1).
 pub fn check_id(field: &str, s: &str) -> Result<(), CommandError> {
     if s.is_empty() {
-        return fail(ErrorCode::InvalidCommand, format!("{field} must not be empty"));
+        return fail(
+            ErrorCode::InvalidCommand,
+            format!("{field} must not be empty"),
+        );
     }
     if s.len() > MAX_ID_BYTES {
         return fail(
@@ -295,7 +299,10 @@ pub fn parse_amount(field: &str, s: &str) -> Result<Decimal, CommandError> {
     if mantissa > MAX_UNITS {
         return Err(bad("too large"));
     }
-    Ok(Decimal::from_i128_with_scale(mantissa as i128, frac.len() as u32))
+    Ok(Decimal::from_i128_with_scale(
+        mantissa as i128,
+        frac.len() as u32,
+    ))
 }
 
 /// Checks a typed amount: positive (else `invalid_amount`). Returns it normalized.
@@ -481,8 +488,12 @@ mod tests {
         let e = to_units("a", parse_amount("a", "0.001").unwrap(), 2).unwrap_err();
         assert_eq!(e.code, ErrorCode::ScaleExceeded);
         assert_eq!(
-            to_units("a", parse_amount("a", "79228162514264337593543950335").unwrap(), 1)
-                .unwrap(),
+            to_units(
+                "a",
+                parse_amount("a", "79228162514264337593543950335").unwrap(),
+                1
+            )
+            .unwrap(),
             Units::Huge
         );
         assert_eq!(format_units(3050, 2), "30.5");
@@ -495,12 +506,18 @@ mod tests {
     #[test]
     fn ids_are_bounded_and_printable() {
         assert!(check_id("lot", "L1").is_ok());
-        assert_eq!(check_id("lot", "").unwrap_err().code, ErrorCode::InvalidCommand);
+        assert_eq!(
+            check_id("lot", "").unwrap_err().code,
+            ErrorCode::InvalidCommand
+        );
         assert_eq!(
             check_id("lot", &"x".repeat(65)).unwrap_err().code,
             ErrorCode::InvalidCommand
         );
-        assert_eq!(check_id("lot", "a\nb").unwrap_err().code, ErrorCode::InvalidCommand);
+        assert_eq!(
+            check_id("lot", "a\nb").unwrap_err().code,
+            ErrorCode::InvalidCommand
+        );
     }
 
     #[test]
@@ -510,11 +527,15 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(b.rfc3339(), "2026-01-01T00:00:00Z");
         assert_eq!(
-            Instant::parse("at", "2026-01-01T00:00:00").unwrap_err().code,
+            Instant::parse("at", "2026-01-01T00:00:00")
+                .unwrap_err()
+                .code,
             ErrorCode::InvalidTime
         );
         assert_eq!(
-            Instant::parse("at", "3000-01-01T00:00:00Z").unwrap_err().code,
+            Instant::parse("at", "3000-01-01T00:00:00Z")
+                .unwrap_err()
+                .code,
             ErrorCode::InvalidTime
         );
     }

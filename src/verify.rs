@@ -133,7 +133,10 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
         let (k, v) = r?;
         let pos = k.value();
         if pos != expect_pos {
-            p.push(format!("global log: position {pos} follows {}", expect_pos - 1));
+            p.push(format!(
+                "global log: position {pos} follows {}",
+                expect_pos - 1
+            ));
         }
         expect_pos = pos + 1;
         let v = v.value();
@@ -164,7 +167,10 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     let mut tx = Tx::new(&empty)?;
     let mut events = 0u64;
     for (pos, (stream, seq, at, ev)) in &by_pos {
-        let what = format!("position {pos} (stream {stream} event {seq}, {})", ev.name());
+        let what = format!(
+            "position {pos} (stream {stream} event {seq}, {})",
+            ev.name()
+        );
         if *stream != LEDGER_STREAM && !matches!(ev, Event::WalletOpened { .. }) {
             match next_due(&tx, *stream, *at) {
                 Ok(Some((due_at, due_ev))) => {
@@ -206,33 +212,67 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
         ));
     }
     compare_u64(&mut p, "programs", &t.programs, &c.programs)?;
-    compare_map(&mut p, "holders", t.holders.iter()?.map(|r| {
-        r.map(|(k, v)| (k.value().to_be_bytes(), v.value().to_vec()))
-    }), &c.holders, |h| codec::encode(h))?;
-    compare_map(&mut p, "wallets", t.wallets.iter()?.map(|r| {
-        r.map(|(k, v)| (k.value(), v.value().to_vec()))
-    }), &c.wallets, |w| codec::encode(w))?;
-    compare_map(&mut p, "lots", t.lots.iter()?.map(|r| {
-        r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))
-    }), &c.lots, |l| codec::encode(l))?;
-    compare_map(&mut p, "holds", t.holds.iter()?.map(|r| {
-        r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))
-    }), &c.holds, |h| codec::encode(h))?;
-    compare_map(&mut p, "redemptions", t.redemptions.iter()?.map(|r| {
-        r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))
-    }), &c.redemptions, |r| codec::encode(r))?;
+    compare_map(
+        &mut p,
+        "holders",
+        t.holders
+            .iter()?
+            .map(|r| r.map(|(k, v)| (k.value().to_be_bytes(), v.value().to_vec()))),
+        &c.holders,
+        |h| codec::encode(h),
+    )?;
+    compare_map(
+        &mut p,
+        "wallets",
+        t.wallets
+            .iter()?
+            .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
+        &c.wallets,
+        |w| codec::encode(w),
+    )?;
+    compare_map(
+        &mut p,
+        "lots",
+        t.lots
+            .iter()?
+            .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
+        &c.lots,
+        |l| codec::encode(l),
+    )?;
+    compare_map(
+        &mut p,
+        "holds",
+        t.holds
+            .iter()?
+            .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
+        &c.holds,
+        |h| codec::encode(h),
+    )?;
+    compare_map(
+        &mut p,
+        "redemptions",
+        t.redemptions
+            .iter()?
+            .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
+        &c.redemptions,
+        |r| codec::encode(r),
+    )?;
     compare_count(&mut p, "slices", t.slices.len()?, c.slices.len());
     for ((w, o, i), s) in &c.slices {
         let stored = t.slice(*w, *o, *i)?;
         if stored != Some(*s) {
-            p.push(format!("slices: wallet {w} {o:?} #{i}: stored {stored:?}, replay {s:?}"));
+            p.push(format!(
+                "slices: wallet {w} {o:?} #{i}: stored {stored:?}, replay {s:?}"
+            ));
         }
     }
     compare_count(&mut p, "names", t.names.len()?, c.names.len());
     for ((w, kind, id), no) in &c.names {
         let stored = t.name(*w, *kind, id)?;
         if stored != Some(*no) {
-            p.push(format!("names: wallet {w} {kind:?} {id:?}: stored {stored:?}, replay {no}"));
+            p.push(format!(
+                "names: wallet {w} {kind:?} {id:?}: stored {stored:?}, replay {no}"
+            ));
         }
     }
     compare_count(&mut p, "lifecycle", t.lifecycle.len()?, c.lifecycle.len());
@@ -257,25 +297,48 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             p.push(format!("due index: missing {k:?}"));
         }
     }
-    compare_count(&mut p, "holder identities", t.holder_identity.len()?, c.identities.len());
+    compare_count(
+        &mut p,
+        "holder identities",
+        t.holder_identity.len()?,
+        c.identities.len(),
+    );
     for (k, v) in &c.identities {
         if t.holder_by_identity(k)? != Some(*v) {
             p.push(format!("holder identities: {k:?} differs from replay"));
         }
     }
-    compare_count(&mut p, "holder emails", t.holder_email.len()?, c.emails.len());
+    compare_count(
+        &mut p,
+        "holder emails",
+        t.holder_email.len()?,
+        c.emails.len(),
+    );
     for (k, v) in &c.emails {
         if t.holder_by_email(k)? != Some(*v) {
             p.push(format!("holder emails: {k:?} differs from replay"));
         }
     }
-    compare_count(&mut p, "wallet uuids", t.wallet_uuid.len()?, c.wallet_uuids.len());
+    compare_count(
+        &mut p,
+        "wallet uuids",
+        t.wallet_uuid.len()?,
+        c.wallet_uuids.len(),
+    );
     for (k, v) in &c.wallet_uuids {
         if t.wallet_by_uuid(*k)? != Some(*v) {
-            p.push(format!("wallet uuids: {} differs from replay", crate::model::uuid_of(*k)));
+            p.push(format!(
+                "wallet uuids: {} differs from replay",
+                crate::model::uuid_of(*k)
+            ));
         }
     }
-    compare_count(&mut p, "external ids", t.wallet_external.len()?, c.externals.len());
+    compare_count(
+        &mut p,
+        "external ids",
+        t.wallet_external.len()?,
+        c.externals.len(),
+    );
     for (k, v) in &c.externals {
         if t.wallet_by_external(k)? != Some(*v) {
             p.push(format!("external ids: {k:?} differs from replay"));
@@ -287,7 +350,12 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             p.push(format!("cards: {k:?} differs from replay"));
         }
     }
-    compare_count(&mut p, "holder wallets", t.holder_wallets.len()?, c.holder_wallets.len());
+    compare_count(
+        &mut p,
+        "holder wallets",
+        t.holder_wallets.len()?,
+        c.holder_wallets.len(),
+    );
     for (h, w) in &c.holder_wallets {
         let mut k = [0u8; 24];
         k[..16].copy_from_slice(h);
@@ -328,7 +396,9 @@ fn compare_u64(
     compare_map(
         p,
         what,
-        table.iter()?.map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
+        table
+            .iter()?
+            .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
         replay,
         |v| codec::encode(v),
     )
@@ -351,7 +421,9 @@ where
         let (k, bytes) = r?;
         n += 1;
         match replay.get(&k) {
-            None => p.push(format!("{what}: {k:?} is stored but the replay has no such record")),
+            None => p.push(format!(
+                "{what}: {k:?} is stored but the replay has no such record"
+            )),
             Some(v) if enc(v) != bytes => {
                 let shown = decode::<V>(what, &bytes)
                     .map(|s| format!("{s:?}"))
@@ -362,7 +434,10 @@ where
         }
     }
     if n != replay.len() {
-        p.push(format!("{what}: {n} stored records, replay has {}", replay.len()));
+        p.push(format!(
+            "{what}: {n} stored records, replay has {}",
+            replay.len()
+        ));
     }
     Ok(())
 }

@@ -207,7 +207,10 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<()> {
         Event::Activated { lot, early } => {
             let mut l = tx.lot_req(w, *lot)?;
             if l.activated {
-                return Err(corrupt(format!("wallet {w}: lot {:?} activated twice", l.id)));
+                return Err(corrupt(format!(
+                    "wallet {w}: lot {:?} activated twice",
+                    l.id
+                )));
             }
             if !*early && l.activates_at != at {
                 return Err(corrupt(format!(
@@ -337,7 +340,11 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<()> {
                     );
                     allocs += 1;
                 }
-                expired_now = add(expired_now, return_to_lot(&mut l, s.units - take, at)?, "expired")?;
+                expired_now = add(
+                    expired_now,
+                    return_to_lot(&mut l, s.units - take, at)?,
+                    "expired",
+                )?;
                 put_lot_checked(tx, w, l)?;
             }
             if left != 0 {
@@ -423,7 +430,10 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<()> {
             }
             r.refunded = add(r.refunded, *units, "refunded")?;
             if r.refunded > r.amount {
-                return Err(corrupt(format!("wallet {w}: redemption {:?} over-refunded", r.id)));
+                return Err(corrupt(format!(
+                    "wallet {w}: redemption {:?} over-refunded",
+                    r.id
+                )));
             }
             let p = pocket_mut(&mut ws, r.pocket)?;
             p.figures.redeemed = sub(p.figures.redeemed, *units, "redeemed")?;
@@ -526,11 +536,27 @@ fn consume(tx: &mut Tx, w: u64, pocket: u16, units: u128, how: Use) -> R<u32> {
         match how {
             Use::Redeem(r) => {
                 l.spent = add(l.spent, take, "lot spent")?;
-                tx.put_slice(w, Owner::Redemption(r), n, Slice { lot: l.no, units: take });
+                tx.put_slice(
+                    w,
+                    Owner::Redemption(r),
+                    n,
+                    Slice {
+                        lot: l.no,
+                        units: take,
+                    },
+                );
             }
             Use::Hold(h) => {
                 l.held = add(l.held, take, "lot held")?;
-                tx.put_slice(w, Owner::Hold(h), n, Slice { lot: l.no, units: take });
+                tx.put_slice(
+                    w,
+                    Owner::Hold(h),
+                    n,
+                    Slice {
+                        lot: l.no,
+                        units: take,
+                    },
+                );
             }
             Use::Forfeit => l.expired = add(l.expired, take, "lot expired")?,
         }

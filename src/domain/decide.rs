@@ -186,7 +186,10 @@ pub fn check_structure(req: &Request, in_batch: bool) -> Result<(), CommandError
                 return fail(ErrorCode::InvalidCommand, "a batch cannot contain a batch");
             }
             if items.is_empty() {
-                return fail(ErrorCode::InvalidCommand, "a batch needs at least one command");
+                return fail(
+                    ErrorCode::InvalidCommand,
+                    "a batch needs at least one command",
+                );
             }
             if items.len() > MAX_BATCH_COMMANDS {
                 return fail(
@@ -293,9 +296,8 @@ pub fn resolve_at(
 
 /// Looks up the wallet a command names: `unknown_wallet` when there is none.
 pub fn find_wallet(tx: &Tx, id: uuid::Uuid) -> Result<u64, CommandError> {
-    tx.wallet_by_uuid(uuid_bytes(id))?.ok_or_else(|| {
-        CommandError::new(ErrorCode::UnknownWallet, format!("no wallet {id}"))
-    })
+    tx.wallet_by_uuid(uuid_bytes(id))?
+        .ok_or_else(|| CommandError::new(ErrorCode::UnknownWallet, format!("no wallet {id}")))
 }
 
 /// Does this command move value (and so fail on a frozen wallet)?
@@ -334,7 +336,12 @@ fn pocket_of(ws: &WalletState, p: &Option<String>) -> Result<u16, CommandError> 
     }
 }
 
-fn units(ws: &WalletState, pocket: u16, field: &str, d: rust_decimal::Decimal) -> Result<Units, CommandError> {
+fn units(
+    ws: &WalletState,
+    pocket: u16,
+    field: &str,
+    d: rust_decimal::Decimal,
+) -> Result<Units, CommandError> {
     to_units(field, d, ws.pockets[pocket as usize].scale)
 }
 
@@ -350,7 +357,13 @@ fn show_units(ws: &WalletState, pocket: u16, u: Units) -> String {
 }
 
 /// An id the client left out: `prefix-N`, or `prefix-N-K` for the first K that is free.
-fn assign_name(tx: &Tx, w: u64, kind: NameKind, prefix: &str, n: u32) -> Result<String, CommandError> {
+fn assign_name(
+    tx: &Tx,
+    w: u64,
+    kind: NameKind,
+    prefix: &str,
+    n: u32,
+) -> Result<String, CommandError> {
     let base = format!("{prefix}-{n}");
     if tx.name(w, kind, &base)?.is_none() {
         return Ok(base);
@@ -364,7 +377,13 @@ fn assign_name(tx: &Tx, w: u64, kind: NameKind, prefix: &str, n: u32) -> Result<
     unreachable!("u32 names exhausted")
 }
 
-fn insufficient(ws: &WalletState, pocket: u16, want: Units, have: u128, what: &str) -> CommandError {
+fn insufficient(
+    ws: &WalletState,
+    pocket: u16,
+    want: Units,
+    have: u128,
+    what: &str,
+) -> CommandError {
     CommandError::new(
         ErrorCode::InsufficientFunds,
         format!(
@@ -422,7 +441,10 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
                 CommandError::new(ErrorCode::InvalidCommand, "holder id was not assigned")
             })?;
             if tx.holder(uuid_bytes(id))?.is_some() {
-                return fail(ErrorCode::DuplicateHolder, format!("holder {id} already exists"));
+                return fail(
+                    ErrorCode::DuplicateHolder,
+                    format!("holder {id} already exists"),
+                );
             }
             if let Some(i) = &c.identity
                 && tx.holder_by_identity(i)?.is_some()
@@ -457,7 +479,10 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
                 CommandError::new(ErrorCode::InvalidCommand, "wallet id was not assigned")
             })?;
             if tx.wallet_by_uuid(uuid_bytes(id))?.is_some() {
-                return fail(ErrorCode::DuplicateWallet, format!("wallet {id} already exists"));
+                return fail(
+                    ErrorCode::DuplicateWallet,
+                    format!("wallet {id} already exists"),
+                );
             }
             if let Some(e) = &c.external_id
                 && tx.wallet_by_external(e)?.is_some()
@@ -471,7 +496,10 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
                 return fail(ErrorCode::UnknownHolder, format!("no holder {}", c.holder));
             }
             let Some(program) = tx.program(c.program)? else {
-                return fail(ErrorCode::UnknownProgram, format!("no program {}", c.program));
+                return fail(
+                    ErrorCode::UnknownProgram,
+                    format!("no program {}", c.program),
+                );
             };
             let l = tx.ledger();
             let number = l.wallets + 1;
@@ -513,7 +541,9 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
     }
 
     // Step 3: the wallet exists.
-    let wid = cmd.wallet().expect("every remaining command names a wallet");
+    let wid = cmd
+        .wallet()
+        .expect("every remaining command names a wallet");
     let w = find_wallet(tx, wid)?;
     let ws = tx.wallet_req(w)?;
     receipt.wallet = Some(wid.to_string());
@@ -556,21 +586,20 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
         _ => {}
     }
 
-    let lifecycle_event = |action: LifecycleAction, reason: &Option<String>| -> Result<Event, CommandError> {
-        if ws.lifecycle >= MAX_LIFECYCLE_EVENTS {
-            return fail(
-                ErrorCode::InvalidTransition,
-                format!(
-                    "wallet {wid} has {MAX_LIFECYCLE_EVENTS} lifecycle events, the limit"
-                ),
-            );
-        }
-        Ok(Event::Lifecycle {
-            action,
-            reason: reason.clone(),
-            event_id: derive_uuid(&[b"lifecycle", &ws.uuid, &(ws.seq + 1).to_be_bytes()]),
-        })
-    };
+    let lifecycle_event =
+        |action: LifecycleAction, reason: &Option<String>| -> Result<Event, CommandError> {
+            if ws.lifecycle >= MAX_LIFECYCLE_EVENTS {
+                return fail(
+                    ErrorCode::InvalidTransition,
+                    format!("wallet {wid} has {MAX_LIFECYCLE_EVENTS} lifecycle events, the limit"),
+                );
+            }
+            Ok(Event::Lifecycle {
+                action,
+                reason: reason.clone(),
+                event_id: derive_uuid(&[b"lifecycle", &ws.uuid, &(ws.seq + 1).to_be_bytes()]),
+            })
+        };
 
     let events = match cmd {
         Command::Freeze(c) => vec![lifecycle_event(LifecycleAction::Freeze, &c.reason)?],
@@ -598,7 +627,9 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
             if ws.methods.len() >= MAX_METHODS_PER_WALLET {
                 return fail(
                     ErrorCode::InvalidCommand,
-                    format!("wallet {wid} already has {MAX_METHODS_PER_WALLET} payment methods, the limit"),
+                    format!(
+                        "wallet {wid} already has {MAX_METHODS_PER_WALLET} payment methods, the limit"
+                    ),
                 );
             }
             vec![Event::PaymentMethodLinked(c.method.clone())]
@@ -641,7 +672,11 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
             };
             let pk = &ws.pockets[p as usize];
             let fits = match u {
-                Units::Fits(u) => pk.issued.checked_add(u).filter(|t| *t <= MAX_UNITS).map(|_| u),
+                Units::Fits(u) => pk
+                    .issued
+                    .checked_add(u)
+                    .filter(|t| *t <= MAX_UNITS)
+                    .map(|_| u),
                 Units::Huge => None,
             };
             let Some(u) = fits else {
@@ -706,7 +741,13 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
             let lot = find_lot(tx, &ws, w, p, &c.lot)?;
             let want = want.unwrap_or(Units::Fits(lot.free));
             if want.saturated() > lot.free || lot.free == 0 {
-                return Err(insufficient(&ws, p, want, lot.free, &format!("free in lot {}", quoted(&lot.id))));
+                return Err(insufficient(
+                    &ws,
+                    p,
+                    want,
+                    lot.free,
+                    &format!("free in lot {}", quoted(&lot.id)),
+                ));
             }
             receipt.pocket = Some(ws.pockets[p as usize].key.clone());
             receipt.lot = Some(lot.id.clone());
@@ -969,7 +1010,11 @@ fn find_hold(
         };
         return fail(
             ErrorCode::HoldClosed,
-            format!("hold {} of wallet {} was {how}", quoted(id), uuid_of(ws.uuid)),
+            format!(
+                "hold {} of wallet {} was {how}",
+                quoted(id),
+                uuid_of(ws.uuid)
+            ),
         );
     }
     Ok(h)

@@ -42,19 +42,33 @@ pub enum Event {
         expires_at: Option<i64>,
     },
     /// A promised lot becomes active: by time (`early == false`) or by `activate`.
-    Activated { lot: u32, early: bool },
-    Reversed { lot: u32, units: u128 },
+    Activated {
+        lot: u32,
+        early: bool,
+    },
+    Reversed {
+        lot: u32,
+        units: u128,
+    },
     Redeemed {
         pocket: u16,
         redemption: u32,
         id: String,
         units: u128,
     },
-    Refunded { redemption: u32, units: u128 },
+    Refunded {
+        redemption: u32,
+        units: u128,
+    },
     /// The `expire` command: forfeits available value in consumption order.
-    Forfeited { pocket: u16, units: u128 },
+    Forfeited {
+        pocket: u16,
+        units: u128,
+    },
     /// A lot's free value expires by time.
-    Expired { lot: u32 },
+    Expired {
+        lot: u32,
+    },
     Held {
         pocket: u16,
         hold: u32,
@@ -69,7 +83,10 @@ pub enum Event {
         units: u128,
     },
     /// A hold ends released: by `release` or by its time-out.
-    Released { hold: u32, timed_out: bool },
+    Released {
+        hold: u32,
+        timed_out: bool,
+    },
     Lifecycle {
         action: LifecycleAction,
         reason: Option<String>,

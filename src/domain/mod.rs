@@ -78,11 +78,15 @@ fn execute_inner(
                 .map_err(|e| e.at_index(i))?;
                 receipts.push(r);
             }
-            let mut receipt = positions(tx, first, Receipt {
-                op: "batch".into(),
-                at: crate::model::Instant(at).rfc3339(),
-                ..Receipt::default()
-            });
+            let mut receipt = positions(
+                tx,
+                first,
+                Receipt {
+                    op: "batch".into(),
+                    at: crate::model::Instant(at).rfc3339(),
+                    ..Receipt::default()
+                },
+            );
             receipt.commands = receipts;
             Ok(receipt)
         }
@@ -101,7 +105,12 @@ fn positions(tx: &Tx, first: usize, mut r: Receipt) -> Receipt {
     r
 }
 
-fn one(tx: &mut Tx, req: &Request, at: i64, ids: &mut dyn IdSource) -> Result<Receipt, CommandError> {
+fn one(
+    tx: &mut Tx,
+    req: &Request,
+    at: i64,
+    ids: &mut dyn IdSource,
+) -> Result<Receipt, CommandError> {
     let first = tx.events().len();
     if let Command::Sweep = req.command {
         return sweep(tx, at, first);
@@ -133,9 +142,13 @@ fn sweep(tx: &mut Tx, at: i64, first: usize) -> Result<Receipt, CommandError> {
     for w in tx.wallets_due(at)? {
         advance(tx, w, at, true)?;
     }
-    Ok(positions(tx, first, Receipt {
-        op: "sweep".into(),
-        at: crate::model::Instant(at).rfc3339(),
-        ..Receipt::default()
-    }))
+    Ok(positions(
+        tx,
+        first,
+        Receipt {
+            op: "sweep".into(),
+            at: crate::model::Instant(at).rfc3339(),
+            ..Receipt::default()
+        },
+    ))
 }

@@ -11,7 +11,9 @@
 
 use crate::domain::event::Event;
 use crate::error::StorageError;
-use crate::model::{Card, Figures, Holder, Instant, LifecycleAction, Order, PaymentMethod, Program, Status};
+use crate::model::{
+    Card, Figures, Holder, Instant, LifecycleAction, Order, PaymentMethod, Program, Status,
+};
 use bincode::{Decode, Encode};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -595,9 +597,8 @@ impl<'b> Tx<'b> {
         }
     }
     pub fn redemption_req(&self, w: u64, no: u32) -> R<RedemptionRec> {
-        self.redemption(w, no)?.ok_or_else(|| {
-            StorageError(format!("wallet {w}: redemption number {no} is missing"))
-        })
+        self.redemption(w, no)?
+            .ok_or_else(|| StorageError(format!("wallet {w}: redemption number {no} is missing")))
     }
     pub fn slice(&self, w: u64, owner: Owner, idx: u32) -> R<Slice> {
         match self.c.slices.get(&(w, owner, idx)) {

@@ -68,7 +68,14 @@ pub struct EventRecord {
 
 const EVENT_HEADER: usize = 1 + 8 + 8 + 16;
 
-pub fn chain(prev: &[u8; 16], stream: u64, seq: u64, position: u64, at: i64, payload: &[u8]) -> [u8; 16] {
+pub fn chain(
+    prev: &[u8; 16],
+    stream: u64,
+    seq: u64,
+    position: u64,
+    at: i64,
+    payload: &[u8],
+) -> [u8; 16] {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(stream.to_be_bytes());
@@ -93,7 +100,10 @@ pub fn encode_event(
 ) -> (Vec<u8>, [u8; 16]) {
     let mut payload = Vec::with_capacity(64);
     bincode::encode_into_std_write(event, &mut payload, config()).expect("Vec write");
-    debug_assert!(payload.len() <= MAX_EVENT_BYTES, "events are bounded by input limits");
+    debug_assert!(
+        payload.len() <= MAX_EVENT_BYTES,
+        "events are bounded by input limits"
+    );
     let sum = chain(prev, stream, seq, position, at, &payload);
     let mut out = Vec::with_capacity(EVENT_HEADER + payload.len());
     out.push(SCHEMA_VERSION);
@@ -106,7 +116,10 @@ pub fn encode_event(
 
 /// Decodes an event record. `what` names it in errors. The checksum is returned, not verified:
 /// verification needs the previous record (see `verify`).
-pub fn decode_event<'a>(what: &str, bytes: &'a [u8]) -> Result<(EventRecord, &'a [u8]), StorageError> {
+pub fn decode_event<'a>(
+    what: &str,
+    bytes: &'a [u8],
+) -> Result<(EventRecord, &'a [u8]), StorageError> {
     if bytes.len() < EVENT_HEADER {
         return Err(StorageError(format!(
             "{what}: record of {} bytes is shorter than the {EVENT_HEADER}-byte header",

@@ -359,16 +359,19 @@ impl ReadTables {
         let mut out = Vec::new();
         for r in self.holder_wallets.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (k, _) = r?;
-            out.push(u64::from_be_bytes(k.value()[16..24].try_into().map_err(|_| {
-                StorageError("holder_wallets key of the wrong size".into())
-            })?));
+            out.push(u64::from_be_bytes(k.value()[16..24].try_into().map_err(
+                |_| StorageError("holder_wallets key of the wrong size".into()),
+            )?));
         }
         Ok(out)
     }
 
     /// Event `seq` of `stream`, raw.
     pub fn event_raw(&self, stream: u64, seq: u64) -> R<Option<Vec<u8>>> {
-        Ok(self.events.get(&k_ww(stream, seq)[..])?.map(|v| v.value().to_vec()))
+        Ok(self
+            .events
+            .get(&k_ww(stream, seq)[..])?
+            .map(|v| v.value().to_vec()))
     }
 }
 
@@ -383,13 +386,16 @@ impl WriteTables<'_> {
             self.programs.insert(*id, &encode(p)[..])?;
         }
         for (id, h) in &c.holders {
-            self.holders.insert(u128::from_be_bytes(*id), &encode(h)[..])?;
+            self.holders
+                .insert(u128::from_be_bytes(*id), &encode(h)[..])?;
         }
         for (k, v) in &c.identities {
-            self.holder_identity.insert(k.as_str(), u128::from_be_bytes(*v))?;
+            self.holder_identity
+                .insert(k.as_str(), u128::from_be_bytes(*v))?;
         }
         for (k, v) in &c.emails {
-            self.holder_email.insert(k.as_str(), u128::from_be_bytes(*v))?;
+            self.holder_email
+                .insert(k.as_str(), u128::from_be_bytes(*v))?;
         }
         for (k, v) in &c.wallet_uuids {
             self.wallet_uuid.insert(u128::from_be_bytes(*k), *v)?;
@@ -419,13 +425,16 @@ impl WriteTables<'_> {
             self.holds.insert(&k_w32(*w, *no)[..], &encode(h)[..])?;
         }
         for ((w, no), r) in &c.redemptions {
-            self.redemptions.insert(&k_w32(*w, *no)[..], &encode(r)[..])?;
+            self.redemptions
+                .insert(&k_w32(*w, *no)[..], &encode(r)[..])?;
         }
         for ((w, o, idx), s) in &c.slices {
-            self.slices.insert(&slice_key(*w, *o, *idx)[..], &slice_val(s)[..])?;
+            self.slices
+                .insert(&slice_key(*w, *o, *idx)[..], &slice_val(s)[..])?;
         }
         for (w, idx, rec) in &c.lifecycle {
-            self.lifecycle.insert(&k_w32(*w, *idx)[..], &encode(rec)[..])?;
+            self.lifecycle
+                .insert(&k_w32(*w, *idx)[..], &encode(rec)[..])?;
         }
         for k in &c.cons_del {
             self.cons.remove(&cons_key(k)[..])?;
@@ -447,11 +456,13 @@ impl WriteTables<'_> {
                 continue;
             }
             if let Some(o) = old {
-                self.next_due.remove(&k_ww(u64::from_be_bytes(i64_key(o)), *w)[..])?;
+                self.next_due
+                    .remove(&k_ww(u64::from_be_bytes(i64_key(o)), *w)[..])?;
                 self.wallet_due.remove(*w)?;
             }
             if let Some(f) = first {
-                self.next_due.insert(&k_ww(u64::from_be_bytes(i64_key(f)), *w)[..], ())?;
+                self.next_due
+                    .insert(&k_ww(u64::from_be_bytes(i64_key(f)), *w)[..], ())?;
                 self.wallet_due.insert(*w, &i64_key(f)[..])?;
             }
         }

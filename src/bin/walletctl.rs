@@ -1,0 +1,235 @@
+//! `walletctl`: the command line of SPEC §9.
+//!
+//! ```text
+//! walletctl [--db PATH] apply FILE|-
+//! walletctl [--db PATH] show WALLET [--as-of T]
+//! walletctl [--db PATH] history WALLET
+//! walletctl [--db PATH] verify
+//! walletctl [--db PATH] view VENDOR REQUEST [--as-of T]
+//! ```
+//!
+//! Exit codes: 0 success; 1 a command was rejected (apply) or verification found problems;
+//! 2 usage or storage failure. Every result is printed only after its commit is durable.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use wallet_ledger::{ErrorCode, Ledger, render};
+
+const USAGE: &str = "usage: walletctl [--db PATH] <command>
+
+commands:
+  apply FILE|-                      apply JSON command lines, print one result per line
+  show WALLET [--as-of T]           print a wallet's figures (RFC 3339 instant T)
+  history WALLET                    print a wallet's events, one JSON object per line
+  verify                            replay the log and check it against the stored state
+  view VENDOR REQUEST [--as-of T]   answer a vendor's get-wallet request (clevertap,
+                                    juicyway, cashfree, cryptofuse); REQUEST is JSON
+
+options:
+  --db PATH   ledger file (default ./wallets.redb)";
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("walletctl: {msg}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn fatal(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("walletctl: {msg}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut db = "./wallets.redb".to_string();
+    let mut as_of: Option<String> = None;
+    // Options may appear anywhere.
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--db" | "--as-of" => {
+                if i + 1 >= args.len() {
+                    return usage(&format!("{} needs a value", args[i]));
+                }
+                let v = args.remove(i + 1);
+                if args.remove(i) == "--db" {
+                    db = v;
+                } else {
+                    as_of = Some(v);
+                }
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            s if s.starts_with("--") => return usage(&format!("unknown option {s}")),
+            _ => i += 1,
+        }
+    }
+    let Some(cmd) = args.first().cloned() else {
+        return usage("no command given");
+    };
+    let as_of = match as_of
+        .as_deref()
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t))
+    {
+        None => None,
+        Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
+        Some(Err(e)) => {
+            return usage(&format!(
+                "--as-of {:?} is not an RFC 3339 time with an offset ({e})",
+                as_of.unwrap_or_default()
+            ));
+        }
+    };
+    let want = |n: usize| -> Result<(), ExitCode> {
+        if args.len() != n + 1 {
+            Err(usage(&format!("{cmd} takes {n} argument(s)")))
+        } else {
+            Ok(())
+        }
+    };
+    if as_of.is_some() && !matches!(cmd.as_str(), "show" | "view") {
+        return usage(&format!("--as-of does not apply to {cmd}"));
+    }
+    let check = match cmd.as_str() {
+        "apply" | "show" | "history" => want(1),
+        "verify" => want(0),
+        "view" => want(2),
+        other => return usage(&format!("unknown command {other:?}")),
+    };
+    if let Err(code) = check {
+        return code;
+    }
+    let ledger = match Ledger::open(&db) {
+        Ok(l) => l,
+        Err(e) => return fatal(format!("{db}: {e}")),
+    };
+    match cmd.as_str() {
+        "apply" => apply(&ledger, &args[1]),
+        "show" => show(&ledger, &args[1], as_of),
+        "history" => history(&ledger, &args[1]),
+        "verify" => verify(&ledger),
+        "view" => view(&ledger, &args[1], &args[2], as_of),
+        _ => unreachable!("checked above"),
+    }
+}
+
+fn apply(ledger: &Ledger, file: &str) -> ExitCode {
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(file) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => return fatal(format!("{file}: {e}")),
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut rejected = false;
+    for (n, line) in reader.split(b'\n').enumerate() {
+        let n = n + 1;
+        let bytes = match line {
+            Ok(b) => b,
+            Err(e) => return fatal(format!("{file}: read error at line {n}: {e}")),
+        };
+        let result = match String::from_utf8(bytes) {
+            Err(_) => Err(wallet_ledger::CommandError::new(
+                ErrorCode::InvalidCommand,
+                format!("line {n} is not UTF-8"),
+            )),
+            Ok(text) => {
+                let text = text.trim_end_matches('\r');
+                if text.trim().is_empty() {
+                    continue; // Blank lines separate nothing and are skipped.
+                }
+                ledger.execute_line(text)
+            }
+        };
+        let storage_failed = matches!(&result, Err(e) if e.code == ErrorCode::Storage);
+        rejected |= result.is_err();
+        if writeln!(out, "{}", render::result_line(n, &result)).is_err() {
+            return ExitCode::from(2);
+        }
+        if storage_failed {
+            let _ = out.flush();
+            return fatal("storage failure; stopping");
+        }
+    }
+    let _ = out.flush();
+    ExitCode::from(u8::from(rejected))
+}
+
+fn parse_wallet(s: &str) -> Result<uuid::Uuid, ExitCode> {
+    uuid::Uuid::try_parse(s).map_err(|_| usage(&format!("WALLET {s:?} is not a UUID")))
+}
+
+fn show(ledger: &Ledger, wallet: &str, as_of: Option<chrono::DateTime<chrono::Utc>>) -> ExitCode {
+    let w = match parse_wallet(wallet) {
+        Ok(w) => w,
+        Err(c) => return c,
+    };
+    match ledger.snapshot(w, as_of) {
+        Ok(s) => {
+            println!("{}", render::snapshot(&s));
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.code() == ErrorCode::Storage => fatal(e),
+        Err(e) => {
+            eprintln!("walletctl: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn history(ledger: &Ledger, wallet: &str) -> ExitCode {
+    let w = match parse_wallet(wallet) {
+        Ok(w) => w,
+        Err(c) => return c,
+    };
+    match ledger.history(w) {
+        Ok(entries) => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for v in render::history(&entries) {
+                if writeln!(out, "{v}").is_err() {
+                    return ExitCode::from(2);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.code() == ErrorCode::Storage => fatal(e),
+        Err(e) => {
+            eprintln!("walletctl: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn verify(ledger: &Ledger) -> ExitCode {
+    match ledger.verify() {
+        Ok(r) => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": r.ok(), "events": r.events, "wallets": r.wallets,
+                    "problems": r.problems})
+            );
+            ExitCode::from(u8::from(!r.ok()))
+        }
+        Err(e) => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "problems": [e.to_string()]})
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn view(
+    _ledger: &Ledger,
+    _vendor: &str,
+    _request: &str,
+    _as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> ExitCode {
+    usage("view is not available yet: it arrives with the vendor-views issue")
+}
