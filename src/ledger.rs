@@ -18,8 +18,9 @@ use crate::storage::codec::{self, EventRecord};
 use crate::storage::{ReadTables, WriteTables};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable};
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// Where "now" comes from. Inject a fixed clock in tests.
@@ -59,6 +60,10 @@ impl IdSource for RandomIds {
 struct Inner {
     db: Database,
     clock: Box<dyn Clock>,
+    /// Commands waiting for a group commit, in arrival order.
+    queue: Mutex<VecDeque<Job>>,
+    /// Held by the caller that is committing a group.
+    commit: Mutex<()>,
 }
 
 /// A handle on one ledger file. `Send + Sync` and cheap to clone: clones share the database.
@@ -235,7 +240,12 @@ impl Ledger {
         }
         txn.commit().map_err(StorageError::from)?;
         Ok(Ledger {
-            inner: Arc::new(Inner { db, clock }),
+            inner: Arc::new(Inner {
+                db,
+                clock,
+                queue: Mutex::new(VecDeque::new()),
+                commit: Mutex::new(()),
+            }),
         })
     }
 
@@ -257,32 +267,91 @@ impl Ledger {
     /// Returns the receipt once the commit is durable. With a `key`, a repeat of the same
     /// command returns the stored receipt marked `replayed`, and a different command with that
     /// key fails with `idempotency_conflict`.
+    ///
+    /// Concurrent callers are group-committed: whoever takes the commit lock drains the queue of
+    /// waiting commands into one write transaction and one fsync. Each command runs under its
+    /// own savepoint, so one that fails is rolled back alone and never fails the others; every
+    /// caller is answered only after the commit that holds its command is durable.
     pub fn execute(&self, req: &Request) -> Result<Receipt, CommandError> {
         let now = self.now_ns()?;
-        let txn = self.inner.db.begin_write()?;
-        let receipt = {
-            let mut t = WriteTables::open(&txn)?;
-            let fp = req.key.as_ref().map(|_| fingerprint(req));
-            if let (Some(k), Some(fp)) = (&req.key, &fp)
-                && let Some(r) = idempotent_answer(&t, k, fp)?
-            {
+        let slot: Slot = Arc::new(Mutex::new(None));
+        lock(&self.inner.queue).push_back(Job {
+            req: req.clone(),
+            now,
+            slot: slot.clone(),
+        });
+        loop {
+            let _leader = lock(&self.inner.commit);
+            if let Some(r) = lock(&slot).take() {
                 return r;
             }
-            let (receipt, changes) = {
-                let mut tx = Tx::new(&t)?;
-                let receipt = domain::execute(&mut tx, req, now, &mut RandomIds)?;
-                (receipt, tx.into_changes())
+            let jobs: Vec<Job> = {
+                let mut q = lock(&self.inner.queue);
+                let n = q.len().min(MAX_GROUP_COMMANDS);
+                q.drain(..n).collect()
             };
+            let answered = Answer(&jobs);
+            let results = self.commit_group(&jobs);
+            answered.fill(results);
+        }
+    }
+
+    /// Runs `jobs` in one write transaction. `Err` (storage) fails the whole group.
+    fn commit_group(
+        &self,
+        jobs: &[Job],
+    ) -> Result<Vec<Result<Receipt, CommandError>>, CommandError> {
+        let txn = self.inner.db.begin_write()?;
+        let mut keys: HashMap<String, ([u8; 32], Receipt)> = HashMap::new();
+        let results = {
+            let mut t = WriteTables::open(&txn)?;
+            let (results, changes) = {
+                let mut tx = Tx::new(&t)?;
+                let mut results = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let fp = job.req.key.as_ref().map(|_| fingerprint(&job.req));
+                    let r = match (&job.req.key, &fp) {
+                        (Some(k), Some(fp)) => match keys.get(k) {
+                            Some((seen, receipt)) => {
+                                Some(replay_answer(k, seen, fp, receipt.clone()))
+                            }
+                            None => idempotent_answer(&t, k, fp)?,
+                        },
+                        _ => None,
+                    };
+                    let r = match r {
+                        Some(answer) => answer,
+                        None => domain::execute(&mut tx, &job.req, job.now, &mut RandomIds),
+                    };
+                    match &r {
+                        Err(e) if e.code == ErrorCode::Storage => return Err(e.clone()),
+                        Ok(receipt) if !receipt.replayed => {
+                            if let (Some(k), Some(fp)) = (&job.req.key, fp) {
+                                keys.insert(k.clone(), (fp, receipt.clone()));
+                            }
+                        }
+                        _ => {}
+                    }
+                    results.push(r);
+                }
+                (results, tx.into_changes())
+            };
+            if changes.events.is_empty() && keys.is_empty() {
+                // Nothing to make durable: every command failed or was a replay.
+                drop(t);
+                txn.abort()?;
+                return Ok(results);
+            }
             t.write(changes)?;
-            if let (Some(k), Some(fp)) = (&req.key, &fp) {
+            for (k, (fp, receipt)) in &keys {
                 let mut v = fp.to_vec();
-                v.extend_from_slice(&codec::encode(&receipt));
+                v.extend_from_slice(&codec::encode(receipt));
                 t.idem.insert(k.as_str(), &v[..])?;
             }
-            receipt
+            results
         };
         txn.commit()?;
-        Ok(receipt)
+        Ok(results)
     }
 
     /// Executes a command given as one JSON line (SPEC §9).
@@ -364,6 +433,76 @@ impl Ledger {
     }
 }
 
+/// Most commands one group commit gathers into a transaction: bounds its memory and latency.
+pub const MAX_GROUP_COMMANDS: usize = 1024;
+
+type Slot = Arc<Mutex<Option<Result<Receipt, CommandError>>>>;
+
+struct Job {
+    req: Request,
+    now: i64,
+    slot: Slot,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not wedge every later caller: the data under these locks (a queue
+    // and answer slots) stays consistent across a panic.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Answers every job of a group exactly once — also if the group panics part way.
+struct Answer<'a>(&'a [Job]);
+
+impl Answer<'_> {
+    fn fill(self, results: Result<Vec<Result<Receipt, CommandError>>, CommandError>) {
+        match results {
+            Ok(rs) => {
+                for (job, r) in self.0.iter().zip(rs) {
+                    *lock(&job.slot) = Some(r);
+                }
+            }
+            Err(e) => {
+                for job in self.0 {
+                    *lock(&job.slot) = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Answer<'_> {
+    fn drop(&mut self) {
+        for job in self.0 {
+            let mut s = lock(&job.slot);
+            if s.is_none() {
+                *s = Some(Err(CommandError::new(
+                    ErrorCode::Storage,
+                    "the transaction holding this command was abandoned (internal panic); nothing was written",
+                )));
+            }
+        }
+    }
+}
+
+fn replay_answer(
+    key: &str,
+    stored: &[u8; 32],
+    fp: &[u8; 32],
+    mut receipt: Receipt,
+) -> Result<Receipt, CommandError> {
+    if stored != fp {
+        return Err(CommandError::new(
+            ErrorCode::IdempotencyConflict,
+            format!(
+                "key {} was used for a different command",
+                crate::model::quoted(key)
+            ),
+        ));
+    }
+    receipt.replayed = true;
+    Ok(receipt)
+}
+
 fn idempotent_answer(
     t: &WriteTables,
     key: &str,
@@ -376,18 +515,10 @@ fn idempotent_answer(
     if v.len() < 32 {
         return Err(StorageError(format!("idempotency record of key {key:?} is truncated")).into());
     }
-    if &v[..32] != fp {
-        return Ok(Some(Err(CommandError::new(
-            ErrorCode::IdempotencyConflict,
-            format!(
-                "key {} was used for a different command",
-                crate::model::quoted(key)
-            ),
-        ))));
-    }
-    let mut r: Receipt = codec::decode("idempotency receipt", &v[32..])?;
-    r.replayed = true;
-    Ok(Some(Ok(r)))
+    let mut stored = [0u8; 32];
+    stored.copy_from_slice(&v[..32]);
+    let receipt: Receipt = codec::decode("idempotency receipt", &v[32..])?;
+    Ok(Some(replay_answer(key, &stored, fp, receipt)))
 }
 
 /// A consistent read-only view (one redb read transaction). Views and the CLI read through it.
