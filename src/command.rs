@@ -253,20 +253,6 @@ pub struct LinkPaymentMethod {
 /// The payment method as submitted.
 pub type PaymentMethodSpec = PaymentMethod;
 
-impl Default for PaymentMethod {
-    fn default() -> Self {
-        PaymentMethod {
-            account_name: String::new(),
-            account_number: String::new(),
-            account_type: String::new(),
-            address: None,
-            bank_address: None,
-            bank_code: String::new(),
-            bank_name: String::new(),
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct IssueCard {
     pub wallet: Uuid,

@@ -132,7 +132,9 @@ impl Status {
 }
 
 /// A bank account linked to a wallet (Juicyway `payment_methods`).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize,
+)]
 pub struct PaymentMethod {
     pub account_name: String,
     pub account_number: String,

@@ -219,7 +219,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             .iter()?
             .map(|r| r.map(|(k, v)| (k.value().to_be_bytes(), v.value().to_vec()))),
         &c.holders,
-        |h| codec::encode(h),
+        codec::encode,
     )?;
     compare_map(
         &mut p,
@@ -228,7 +228,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             .iter()?
             .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
         &c.wallets,
-        |w| codec::encode(w),
+        codec::encode,
     )?;
     compare_map(
         &mut p,
@@ -237,7 +237,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             .iter()?
             .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
         &c.lots,
-        |l| codec::encode(l),
+        codec::encode,
     )?;
     compare_map(
         &mut p,
@@ -246,7 +246,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             .iter()?
             .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
         &c.holds,
-        |h| codec::encode(h),
+        codec::encode,
     )?;
     compare_map(
         &mut p,
@@ -255,7 +255,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             .iter()?
             .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
         &c.redemptions,
-        |r| codec::encode(r),
+        codec::encode,
     )?;
     compare_count(&mut p, "slices", t.slices.len()?, c.slices.len());
     for ((w, o, i), s) in &c.slices {
@@ -400,7 +400,7 @@ fn compare_u64(
             .iter()?
             .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
         replay,
-        |v| codec::encode(v),
+        codec::encode,
     )
 }
 
