@@ -569,11 +569,12 @@ impl Reader {
         let mut out = Vec::new();
         for r in self.t.events.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (k, v) = r?;
-            let seq = u64::from_be_bytes(
-                k.value()[8..16]
-                    .try_into()
-                    .map_err(|_| StorageError("event key of the wrong size".into()))?,
-            );
+            let seq = k
+                .value()
+                .get(8..16)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StorageError("event key of the wrong size".into()))?;
             let (rec, _) = codec::decode_event(&format!("stream {stream} event {seq}"), v.value())?;
             out.push((seq, rec));
         }

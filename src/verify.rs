@@ -364,6 +364,46 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             p.push(format!("holder wallets: wallet {w} missing"));
         }
     }
+    // The sweep index: each wallet's earliest due instant.
+    let mut first_due: BTreeMap<u64, i64> = BTreeMap::new();
+    for k in &c.due_add {
+        first_due.entry(k.wallet).or_insert(k.at);
+    }
+    compare_count(
+        &mut p,
+        "sweep index (wallet_due)",
+        t.wallet_due.len()?,
+        first_due.len(),
+    );
+    compare_count(
+        &mut p,
+        "sweep index (next_due)",
+        t.next_due.len()?,
+        first_due.len(),
+    );
+    for (w, at) in &first_due {
+        let stored = t
+            .wallet_due
+            .get(*w)?
+            .map(|v| codec::i64_from_key(v.value()))
+            .transpose();
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                p.push(format!("sweep index: wallet {w}: {}", e.0));
+                continue;
+            }
+        };
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&codec::i64_key(*at));
+        k[8..].copy_from_slice(&w.to_be_bytes());
+        if stored != Some(*at) || t.next_due.get(&k[..])?.is_none() {
+            p.push(format!(
+                "sweep index: wallet {w} should be due at {}, stored {stored:?}",
+                crate::model::Instant(*at)
+            ));
+        }
+    }
     Ok(Report {
         events,
         wallets: ledger.wallets,

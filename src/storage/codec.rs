@@ -170,8 +170,12 @@ pub fn i64_key(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-pub fn i64_from_key(b: &[u8]) -> i64 {
-    (u64::from_be_bytes(b.try_into().expect("8 bytes")) ^ (1 << 63)) as i64
+/// The inverse of [`i64_key`]; a slice of the wrong length (a corrupt record) is an error.
+pub fn i64_from_key(b: &[u8]) -> Result<i64, StorageError> {
+    let a: [u8; 8] = b
+        .try_into()
+        .map_err(|_| StorageError(format!("instant key of {} bytes, expected 8", b.len())))?;
+    Ok((u64::from_be_bytes(a) ^ (1 << 63)) as i64)
 }
 
 pub fn k_w32(w: u64, n: u32) -> [u8; 12] {
@@ -197,7 +201,7 @@ mod tests {
         let vals = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
         for w in vals.windows(2) {
             assert!(i64_key(w[0]) < i64_key(w[1]));
-            assert_eq!(i64_from_key(&i64_key(w[0])), w[0]);
+            assert_eq!(i64_from_key(&i64_key(w[0])).unwrap(), w[0]);
         }
     }
 

@@ -113,7 +113,7 @@ fn cons_from(b: &[u8]) -> Result<ConsKey, StorageError> {
     Ok(ConsKey {
         wallet: u64::from_be_bytes(b[..8].try_into().expect("sized")),
         pocket: u16::from_be_bytes(b[8..10].try_into().expect("sized")),
-        order: i64_from_key(&b[10..18]),
+        order: i64_from_key(&b[10..18])?,
         lot: u32::from_be_bytes(b[18..].try_into().expect("sized")),
     })
 }
@@ -133,7 +133,7 @@ fn due_from(b: &[u8]) -> Result<DueKey, StorageError> {
     }
     Ok(DueKey {
         wallet: u64::from_be_bytes(b[..8].try_into().expect("sized")),
-        at: i64_from_key(&b[8..16]),
+        at: i64_from_key(&b[8..16])?,
         kind: match b[16] {
             0 => DueKind::Activation,
             1 => DueKind::HoldTimeout,
@@ -359,9 +359,13 @@ impl ReadTables {
         let mut out = Vec::new();
         for r in self.holder_wallets.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (k, _) = r?;
-            out.push(u64::from_be_bytes(k.value()[16..24].try_into().map_err(
-                |_| StorageError("holder_wallets key of the wrong size".into()),
-            )?));
+            let w = k
+                .value()
+                .get(16..24)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StorageError("holder_wallets key of the wrong size".into()))?;
+            out.push(w);
         }
         Ok(out)
     }
@@ -451,7 +455,11 @@ impl WriteTables<'_> {
         // Keep each touched wallet's earliest due instant in the sweep index.
         for w in c.wallets.keys() {
             let first = self.due_next(*w, None)?.map(|k| k.at);
-            let old = self.wallet_due.get(*w)?.map(|v| i64_from_key(v.value()));
+            let old = self
+                .wallet_due
+                .get(*w)?
+                .map(|v| i64_from_key(v.value()))
+                .transpose()?;
             if old == first {
                 continue;
             }
