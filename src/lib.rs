@@ -34,6 +34,7 @@ pub mod model;
 pub mod render;
 pub mod storage;
 pub mod verify;
+pub mod views;
 
 pub use command::{Command, Receipt, Request};
 pub use error::{CommandError, Error, ErrorCode, OpenError, ReadError, StorageError};

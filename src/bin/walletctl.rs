@@ -13,6 +13,7 @@
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
+use wallet_ledger::views::{self, UsageError};
 use wallet_ledger::{ErrorCode, Ledger, render};
 
 const USAGE: &str = "usage: walletctl [--db PATH] <command>
@@ -68,10 +69,7 @@ fn main() -> ExitCode {
     let Some(cmd) = args.first().cloned() else {
         return usage("no command given");
     };
-    let as_of = match as_of
-        .as_deref()
-        .map(|t| chrono::DateTime::parse_from_rfc3339(t))
-    {
+    let as_of = match as_of.as_deref().map(chrono::DateTime::parse_from_rfc3339) {
         None => None,
         Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
         Some(Err(e)) => {
@@ -226,10 +224,24 @@ fn verify(ledger: &Ledger) -> ExitCode {
 }
 
 fn view(
-    _ledger: &Ledger,
-    _vendor: &str,
-    _request: &str,
-    _as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ledger: &Ledger,
+    vendor: &str,
+    request: &str,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
 ) -> ExitCode {
-    usage("view is not available yet: it arrives with the vendor-views issue")
+    let reader = match ledger.reader() {
+        Ok(r) => r,
+        Err(e) => return fatal(e),
+    };
+    match views::answer(&reader, vendor, request, as_of) {
+        Ok((status, body)) => {
+            // The body is already JSON text in the vendor's field order: splice it in as is.
+            println!("{{\"status\":{status},\"body\":{body}}}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ (UsageError::UnknownVendor(_) | UsageError::BadRequest { .. })) => {
+            usage(&e.to_string())
+        }
+        Err(e) => fatal(e),
+    }
 }
