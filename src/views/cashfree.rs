@@ -30,7 +30,7 @@ impl Request {
     /// Parses a request body. A body that is not a JSON object of string fields (or names a
     /// field Cashfree does not define) is Cashfree's 400 with this error body.
     pub fn from_json(text: &str) -> Result<Request, ErrorBody> {
-        serde_json::from_str(text)
+        super::parse_request(text)
             .map_err(|e| ErrorBody::new(format!("request body is invalid: {e}"), "request_invalid"))
     }
 }
@@ -114,11 +114,24 @@ impl ErrorBody {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialized as the bare body. To read one back, use [`Response::from_body`]: the HTTP
+/// status says which it is (an untagged derive could not read exact numbers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Response {
     Success(Success),
     Error(ErrorBody),
+}
+
+impl Response {
+    /// Reads a body back given its HTTP status: 200 is a success, anything else an error.
+    pub fn from_body(status: u16, body: &str) -> serde_json::Result<Response> {
+        if status == 200 {
+            serde_json::from_str(body).map(Response::Success)
+        } else {
+            serde_json::from_str(body).map(Response::Error)
+        }
+    }
 }
 
 fn bad_request(message: String) -> (u16, Response) {

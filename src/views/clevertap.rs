@@ -87,11 +87,24 @@ impl Failure {
 }
 
 /// The body: a success or a failure.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialized as the bare body. To read one back, use [`Response::from_body`]: the HTTP
+/// status says which it is (an untagged derive could not read exact numbers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Response {
     Success(Success),
     Failure(Failure),
+}
+
+impl Response {
+    /// Reads a body back given its HTTP status: 200 is a success, anything else an error.
+    pub fn from_body(status: u16, body: &str) -> serde_json::Result<Response> {
+        if status == 200 {
+            serde_json::from_str(body).map(Response::Success)
+        } else {
+            serde_json::from_str(body).map(Response::Failure)
+        }
+    }
 }
 
 /// The holder the request names, trying `objectId`, `email`, `identity` in that order.

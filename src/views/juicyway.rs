@@ -17,7 +17,7 @@ pub struct Request {
     /// The wallet UUID (plain or hyphenated, any case).
     pub id: String,
     /// Show each `account_number` as `******` + its last 4 digits.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::bool_or_null")]
     pub mask: bool,
 }
 
@@ -116,11 +116,24 @@ impl ErrorBody {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialized as the bare body. To read one back, use [`Response::from_body`]: the HTTP
+/// status says which it is (an untagged derive could not read exact numbers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Response {
     Success(Success),
     Error(ErrorBody),
+}
+
+impl Response {
+    /// Reads a body back given its HTTP status: 200 is a success, anything else an error.
+    pub fn from_body(status: u16, body: &str) -> serde_json::Result<Response> {
+        if status == 200 {
+            serde_json::from_str(body).map(Response::Success)
+        } else {
+            serde_json::from_str(body).map(Response::Error)
+        }
+    }
 }
 
 /// `******` + the last 4 characters; a number of 4 characters or fewer is hidden entirely.

@@ -172,9 +172,18 @@ pub fn answer(
     }
 }
 
-/// Parses a request type strictly (unknown, repeated or mistyped fields are errors).
+/// Parses a request type strictly: a JSON object (serde would also take an array for a
+/// struct), without unknown, repeated or mistyped fields.
 fn parse_request<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    if !text.trim_start().starts_with('{') {
+        return Err("the request must be a JSON object".into());
+    }
     serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// `null` reads as `false` (an optional flag given as null is not set).
+fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
 fn render<T: Serialize>(body: &T) -> Result<String, UsageError> {
