@@ -209,14 +209,16 @@ impl Ledger {
         let txn = db.begin_write().map_err(StorageError::from)?;
         {
             let mut t = WriteTables::open(&txn)?;
+            // Creates the tables a read transaction expects to find.
+            t.open_all()?;
             let found = t
-                .meta
+                .meta()?
                 .get("schema")
                 .map_err(StorageError::from)?
                 .map(|v| v.value().to_vec());
             match found {
                 None => {
-                    t.meta
+                    t.meta_mut()?
                         .insert(
                             "schema",
                             &u32::from(codec::SCHEMA_VERSION).to_be_bytes()[..],
@@ -346,7 +348,7 @@ impl Ledger {
             for (k, (fp, receipt)) in &keys {
                 let mut v = fp.to_vec();
                 v.extend_from_slice(&codec::encode(receipt));
-                t.idem.insert(k.as_str(), &v[..])?;
+                t.idem_mut()?.insert(k.as_str(), &v[..])?;
             }
             results
         };
@@ -362,8 +364,8 @@ impl Ledger {
                 // Step 0 first: a known key with a command that does not even parse cannot be
                 // the command stored under it.
                 let txn = self.inner.db.begin_read()?;
-                let t = ReadTables::open(&txn)?;
-                if t.idem.get(key.as_str()).ok().flatten().is_some() {
+                let t = ReadTables::open(txn)?;
+                if t.idem()?.get(key.as_str()).ok().flatten().is_some() {
                     return Err(CommandError::new(
                         ErrorCode::IdempotencyConflict,
                         format!(
@@ -381,7 +383,7 @@ impl Ledger {
     /// A consistent read view of the ledger at one moment.
     pub fn reader(&self) -> Result<Reader, StorageError> {
         let txn = self.inner.db.begin_read()?;
-        let t = ReadTables::open(&txn)?;
+        let t = ReadTables::open(txn)?;
         Ok(Reader { t, now: self.now() })
     }
 
@@ -418,7 +420,7 @@ impl Ledger {
     /// Replays the whole log and compares it with the materialized state; see [`crate::verify`].
     pub fn verify(&self) -> Result<crate::verify::Report, StorageError> {
         let txn = self.inner.db.begin_read()?;
-        let t = ReadTables::open(&txn)?;
+        let t = ReadTables::open(txn)?;
         crate::verify::verify(&t)
     }
 
@@ -508,7 +510,7 @@ fn idempotent_answer(
     key: &str,
     fp: &[u8; 32],
 ) -> Result<Option<Result<Receipt, CommandError>>, CommandError> {
-    let Some(v) = t.idem.get(key)? else {
+    let Some(v) = t.idem()?.get(key)? else {
         return Ok(None);
     };
     let v = v.value();
@@ -567,7 +569,7 @@ impl Reader {
         let lo = crate::storage::codec::k_ww(stream, 0);
         let hi = crate::storage::codec::k_ww(stream, u64::MAX);
         let mut out = Vec::new();
-        for r in self.t.events.range::<&[u8]>(&lo[..]..=&hi[..])? {
+        for r in self.t.events()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (k, v) = r?;
             let seq = k
                 .value()
@@ -639,14 +641,13 @@ impl Reader {
             )));
         }
         let empty = Empty;
-        let mut tx = Tx::new(&empty)?;
+        let mut tx = Tx::without_undo(&empty)?;
         for (_, rec) in self.events(w)? {
             if rec.at > at {
                 break;
             }
             apply(&mut tx, w, rec.at, &rec.event)?;
-            tx.forget_undo();
-        }
+            }
         advance(&mut tx, w, at, false)?;
         let ws = tx.wallet_req(w)?;
         Ok(WalletSnapshot::build(ws, lifecycle, at))

@@ -65,7 +65,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     let mut by_pos: BTreeMap<u64, (u64, u64, i64, Event)> = BTreeMap::new();
     let mut current: Option<(u64, u64, [u8; 16])> = None; // stream, last seq, last checksum
     let mut heads_seen: BTreeMap<u64, (u64, [u8; 16])> = BTreeMap::new();
-    for r in t.events.iter()? {
+    for r in t.events()?.iter()? {
         let (k, v) = r?;
         let k = k.value();
         if k.len() != 16 {
@@ -108,7 +108,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             }
         }
     }
-    for r in t.heads.iter()? {
+    for r in t.heads()?.iter()? {
         let (k, v) = r?;
         let stream = k.value();
         let head = crate::storage::head_from(v.value())?;
@@ -122,14 +122,14 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
         }
     }
     for s in heads_seen.keys() {
-        if t.heads.get(*s)?.is_none() {
+        if t.heads()?.get(*s)?.is_none() {
             p.push(format!("stream {s}: records without a chain head"));
         }
     }
 
     // 2. Global log: gapless positions pointing at the right records.
     let mut expect_pos = 1u64;
-    for r in t.log.iter()? {
+    for r in t.log()?.iter()? {
         let (k, v) = r?;
         let pos = k.value();
         if pos != expect_pos {
@@ -164,7 +164,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
 
     // 3. Replay in global order through the same `apply`.
     let empty = Empty;
-    let mut tx = Tx::new(&empty)?;
+    let mut tx = Tx::without_undo(&empty)?;
     let mut events = 0u64;
     for (pos, (stream, seq, at, ev)) in &by_pos {
         let what = format!(
@@ -199,7 +199,6 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             });
         }
         tx.set_position(*pos);
-        tx.forget_undo();
         events += 1;
     }
     let replayed_ledger = tx.ledger();
@@ -211,11 +210,11 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             "ledger counters: stored {ledger:?}, replay {replayed_ledger:?}"
         ));
     }
-    compare_u64(&mut p, "programs", &t.programs, &c.programs)?;
+    compare_u64(&mut p, "programs", t.programs()?, &c.programs)?;
     compare_map(
         &mut p,
         "holders",
-        t.holders
+        t.holders()?
             .iter()?
             .map(|r| r.map(|(k, v)| (k.value().to_be_bytes(), v.value().to_vec()))),
         &c.holders,
@@ -224,7 +223,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     compare_map(
         &mut p,
         "wallets",
-        t.wallets
+        t.wallets()?
             .iter()?
             .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
         &c.wallets,
@@ -233,7 +232,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     compare_map(
         &mut p,
         "lots",
-        t.lots
+        t.lots()?
             .iter()?
             .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
         &c.lots,
@@ -242,7 +241,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     compare_map(
         &mut p,
         "holds",
-        t.holds
+        t.holds()?
             .iter()?
             .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
         &c.holds,
@@ -251,13 +250,13 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     compare_map(
         &mut p,
         "redemptions",
-        t.redemptions
+        t.redemptions()?
             .iter()?
             .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
         &c.redemptions,
         codec::encode,
     )?;
-    compare_count(&mut p, "slices", t.slices.len()?, c.slices.len());
+    compare_count(&mut p, "slices", t.slices()?.len()?, c.slices.len());
     for ((w, o, i), s) in &c.slices {
         let stored = t.slice(*w, *o, *i)?;
         if stored != Some(*s) {
@@ -266,7 +265,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             ));
         }
     }
-    compare_count(&mut p, "names", t.names.len()?, c.names.len());
+    compare_count(&mut p, "names", t.names()?.len()?, c.names.len());
     for ((w, kind, id), no) in &c.names {
         let stored = t.name(*w, *kind, id)?;
         if stored != Some(*no) {
@@ -275,32 +274,42 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             ));
         }
     }
-    compare_count(&mut p, "lifecycle", t.lifecycle.len()?, c.lifecycle.len());
+    compare_count(
+        &mut p,
+        "lifecycle",
+        t.lifecycle()?.len()?,
+        c.lifecycle.len(),
+    );
     for (w, idx, rec) in &c.lifecycle {
         let stored = t
-            .lifecycle
+            .lifecycle()?
             .get(&codec::k_w32(*w, *idx)[..])?
             .map(|v| v.value().to_vec());
         if stored.as_deref() != Some(&codec::encode(rec)[..]) {
             p.push(format!("lifecycle: wallet {w} #{idx} differs from replay"));
         }
     }
-    compare_count(&mut p, "consumable index", t.cons.len()?, c.cons_add.len());
+    compare_count(
+        &mut p,
+        "consumable index",
+        t.cons()?.len()?,
+        c.cons_add.len(),
+    );
     for k in &c.cons_add {
-        if t.cons.get(&crate::storage::cons_key(k)[..])?.is_none() {
+        if t.cons()?.get(&crate::storage::cons_key(k)[..])?.is_none() {
             p.push(format!("consumable index: missing {k:?}"));
         }
     }
-    compare_count(&mut p, "due index", t.due.len()?, c.due_add.len());
+    compare_count(&mut p, "due index", t.due()?.len()?, c.due_add.len());
     for k in &c.due_add {
-        if t.due.get(&crate::storage::due_key(k)[..])?.is_none() {
+        if t.due()?.get(&crate::storage::due_key(k)[..])?.is_none() {
             p.push(format!("due index: missing {k:?}"));
         }
     }
     compare_count(
         &mut p,
         "holder identities",
-        t.holder_identity.len()?,
+        t.holder_identity()?.len()?,
         c.identities.len(),
     );
     for (k, v) in &c.identities {
@@ -311,7 +320,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     compare_count(
         &mut p,
         "holder emails",
-        t.holder_email.len()?,
+        t.holder_email()?.len()?,
         c.emails.len(),
     );
     for (k, v) in &c.emails {
@@ -322,7 +331,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     compare_count(
         &mut p,
         "wallet uuids",
-        t.wallet_uuid.len()?,
+        t.wallet_uuid()?.len()?,
         c.wallet_uuids.len(),
     );
     for (k, v) in &c.wallet_uuids {
@@ -336,7 +345,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     compare_count(
         &mut p,
         "external ids",
-        t.wallet_external.len()?,
+        t.wallet_external()?.len()?,
         c.externals.len(),
     );
     for (k, v) in &c.externals {
@@ -344,7 +353,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             p.push(format!("external ids: {k:?} differs from replay"));
         }
     }
-    compare_count(&mut p, "cards", t.cards.len()?, c.cards.len());
+    compare_count(&mut p, "cards", t.cards()?.len()?, c.cards.len());
     for (k, v) in &c.cards {
         if t.wallet_by_card(k)? != Some(*v) {
             p.push(format!("cards: {k:?} differs from replay"));
@@ -353,14 +362,14 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     compare_count(
         &mut p,
         "holder wallets",
-        t.holder_wallets.len()?,
+        t.holder_wallets()?.len()?,
         c.holder_wallets.len(),
     );
     for (h, w) in &c.holder_wallets {
         let mut k = [0u8; 24];
         k[..16].copy_from_slice(h);
         k[16..].copy_from_slice(&w.to_be_bytes());
-        if t.holder_wallets.get(&k[..])?.is_none() {
+        if t.holder_wallets()?.get(&k[..])?.is_none() {
             p.push(format!("holder wallets: wallet {w} missing"));
         }
     }
@@ -372,18 +381,18 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     compare_count(
         &mut p,
         "sweep index (wallet_due)",
-        t.wallet_due.len()?,
+        t.wallet_due()?.len()?,
         first_due.len(),
     );
     compare_count(
         &mut p,
         "sweep index (next_due)",
-        t.next_due.len()?,
+        t.next_due()?.len()?,
         first_due.len(),
     );
     for (w, at) in &first_due {
         let stored = t
-            .wallet_due
+            .wallet_due()?
             .get(*w)?
             .map(|v| codec::i64_from_key(v.value()))
             .transpose();
@@ -397,7 +406,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
         let mut k = [0u8; 16];
         k[..8].copy_from_slice(&codec::i64_key(*at));
         k[8..].copy_from_slice(&w.to_be_bytes());
-        if stored != Some(*at) || t.next_due.get(&k[..])?.is_none() {
+        if stored != Some(*at) || t.next_due()?.get(&k[..])?.is_none() {
             p.push(format!(
                 "sweep index: wallet {w} should be due at {}, stored {stored:?}",
                 crate::model::Instant(*at)

@@ -413,6 +413,8 @@ pub struct Tx<'b> {
     ledger: LedgerState,
     c: Changes,
     undo: Vec<Undo>,
+    /// Replay never rolls back, so it skips the undo log (see [`Tx::without_undo`]).
+    undo_on: bool,
 }
 
 impl<'b> Tx<'b> {
@@ -422,17 +424,26 @@ impl<'b> Tx<'b> {
             base,
             c: Changes::default(),
             undo: Vec::new(),
+            undo_on: true,
         })
+    }
+
+    /// An overlay that keeps no undo log: for replay, which applies a known-good log and never
+    /// rolls back. [`Tx::rollback`] on it is a no-op.
+    pub fn without_undo(base: &'b dyn Backing) -> R<Tx<'b>> {
+        let mut tx = Tx::new(base)?;
+        tx.undo_on = false;
+        Ok(tx)
+    }
+
+    fn log(&mut self, u: Undo) {
+        if self.undo_on {
+            self.undo.push(u);
+        }
     }
 
     pub fn savepoint(&self) -> Savepoint {
         Savepoint(self.undo.len())
-    }
-
-    /// Forgets the undo log (the transaction keeps its changes): bounds memory across a long
-    /// replay, where nothing is ever rolled back.
-    pub fn forget_undo(&mut self) {
-        self.undo.clear();
     }
 
     /// Undoes every change made since `sp`.
@@ -688,47 +699,48 @@ impl<'b> Tx<'b> {
     // ---- writes (used by `apply` only) -------------------------------------------------
 
     pub(crate) fn set_ledger(&mut self, l: LedgerState) {
-        self.undo.push(Undo::Ledger(self.ledger));
+        self.log(Undo::Ledger(self.ledger));
         self.ledger = l;
     }
     pub(crate) fn put_program(&mut self, p: Program) {
-        self.undo.push(Undo::Program(p.program));
+        self.log(Undo::Program(p.program));
         self.c.programs.insert(p.program, p);
     }
     pub(crate) fn put_holder(&mut self, h: Holder) {
         if let Some(i) = &h.identity {
-            self.undo.push(Undo::Identity(i.clone()));
+            self.log(Undo::Identity(i.clone()));
             self.c.identities.insert(i.clone(), h.holder);
         }
         if let Some(e) = &h.email {
             let n = crate::model::normalize_email(e);
-            self.undo.push(Undo::Email(n.clone()));
+            self.log(Undo::Email(n.clone()));
             self.c.emails.insert(n, h.holder);
         }
-        self.undo.push(Undo::Holder(h.holder));
+        self.log(Undo::Holder(h.holder));
         self.c.holders.insert(h.holder, h);
     }
     pub(crate) fn index_wallet(&mut self, ws: &WalletState) {
-        self.undo.push(Undo::WalletUuid(ws.uuid));
+        self.log(Undo::WalletUuid(ws.uuid));
         self.c.wallet_uuids.insert(ws.uuid, ws.number);
         if let Some(e) = &ws.external_id {
-            self.undo.push(Undo::External(e.clone()));
+            self.log(Undo::External(e.clone()));
             self.c.externals.insert(e.clone(), ws.number);
         }
-        self.undo.push(Undo::HolderWallet);
+        self.log(Undo::HolderWallet);
         self.c.holder_wallets.push((ws.holder, ws.number));
     }
     pub(crate) fn index_card(&mut self, card: &str, w: u64) {
-        self.undo.push(Undo::Card(card.to_string()));
+        self.log(Undo::Card(card.to_string()));
         self.c.cards.insert(card.to_string(), w);
     }
     pub(crate) fn put_wallet(&mut self, ws: WalletState) {
-        let old = self.c.wallets.insert(ws.number, ws.clone());
-        self.undo.push(Undo::Wallet(ws.number, old));
+        let no = ws.number;
+        let old = self.c.wallets.insert(no, ws);
+        self.log(Undo::Wallet(no, old));
     }
     pub(crate) fn put_name(&mut self, w: u64, kind: NameKind, id: &str, no: u32) {
         let k = (w, kind, id.to_string());
-        self.undo.push(Undo::Name(k.clone()));
+        self.log(Undo::Name(k.clone()));
         self.c.names.insert(k, no);
     }
     pub(crate) fn put_lot(&mut self, w: u64, lot: Lot) -> R<()> {
@@ -741,7 +753,7 @@ impl<'b> Tx<'b> {
         self.reindex_due(old_d, lot.due_key(w));
         let k = (w, lot.no);
         let prev = self.c.lots.insert(k, lot);
-        self.undo.push(Undo::Lot(k, prev));
+        self.log(Undo::Lot(k, prev));
         Ok(())
     }
     pub(crate) fn put_hold(&mut self, w: u64, h: HoldRec) -> R<()> {
@@ -749,21 +761,21 @@ impl<'b> Tx<'b> {
         self.reindex_due(old.and_then(|o| o.due_key(w)), h.due_key(w));
         let k = (w, h.no);
         let prev = self.c.holds.insert(k, h);
-        self.undo.push(Undo::Hold(k, prev));
+        self.log(Undo::Hold(k, prev));
         Ok(())
     }
     pub(crate) fn put_redemption(&mut self, w: u64, r: RedemptionRec) {
         let k = (w, r.no);
         let prev = self.c.redemptions.insert(k, r);
-        self.undo.push(Undo::Redemption(k, prev));
+        self.log(Undo::Redemption(k, prev));
     }
     pub(crate) fn put_slice(&mut self, w: u64, owner: Owner, idx: u32, s: Slice) {
         let k = (w, owner, idx);
         let prev = self.c.slices.insert(k, s);
-        self.undo.push(Undo::Slice(k, prev));
+        self.log(Undo::Slice(k, prev));
     }
     pub(crate) fn push_lifecycle(&mut self, w: u64, idx: u32, rec: LifecycleRec) {
-        self.undo.push(Undo::Lifecycle);
+        self.log(Undo::Lifecycle);
         self.c.lifecycle.push((w, idx, rec));
     }
     /// Queues an applied event for writing, assigning its sequence and global position. Call
@@ -794,7 +806,7 @@ impl<'b> Tx<'b> {
     }
 
     pub(crate) fn push_event(&mut self, p: Pending) {
-        self.undo.push(Undo::Event);
+        self.log(Undo::Event);
         self.c.events.push(p);
     }
 
@@ -804,14 +816,14 @@ impl<'b> Tx<'b> {
         }
         if let Some(k) = old {
             let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
-            self.undo.push(Undo::ConsDel(k, a, d));
+            self.log(Undo::ConsDel(k, a, d));
             // Always record the deletion: the key may also be committed below the overlay.
             self.c.cons_add.remove(&k);
             self.c.cons_del.insert(k);
         }
         if let Some(k) = new {
             let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
-            self.undo.push(Undo::ConsAdd(k, a, d));
+            self.log(Undo::ConsAdd(k, a, d));
             self.c.cons_del.remove(&k);
             self.c.cons_add.insert(k);
         }
@@ -823,13 +835,13 @@ impl<'b> Tx<'b> {
         }
         if let Some(k) = old {
             let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
-            self.undo.push(Undo::DueDel(k, a, d));
+            self.log(Undo::DueDel(k, a, d));
             self.c.due_add.remove(&k);
             self.c.due_del.insert(k);
         }
         if let Some(k) = new {
             let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
-            self.undo.push(Undo::DueAdd(k, a, d));
+            self.log(Undo::DueAdd(k, a, d));
             self.c.due_del.remove(&k);
             self.c.due_add.insert(k);
         }

@@ -160,124 +160,517 @@ pub fn head_from(b: &[u8]) -> Result<(u64, [u8; 16]), StorageError> {
     Ok((u64::from_be_bytes(b[..8].try_into().expect("sized")), s))
 }
 
-/// Opens every table of a transaction. Generated twice: read-only and writable.
+/// The tables of one transaction, each opened on first use: a read that needs three tables
+/// opens three, not all of them (opening a table costs a lookup in redb's table tree).
+/// Generated twice: over a read transaction and over a write transaction.
 macro_rules! tables {
     ($name:ident [$($lt:lifetime)?], $tbl:ident, $txn:ty) => {
         pub struct $name<$($lt)?> {
-            pub meta: redb::$tbl<$($lt,)? &'static str, &'static [u8]>,
-            pub programs: redb::$tbl<$($lt,)? u64, &'static [u8]>,
-            pub holders: redb::$tbl<$($lt,)? u128, &'static [u8]>,
-            pub holder_identity: redb::$tbl<$($lt,)? &'static str, u128>,
-            pub holder_email: redb::$tbl<$($lt,)? &'static str, u128>,
-            pub holder_wallets: redb::$tbl<$($lt,)? &'static [u8], ()>,
-            pub wallet_uuid: redb::$tbl<$($lt,)? u128, u64>,
-            pub wallet_external: redb::$tbl<$($lt,)? &'static str, u64>,
-            pub cards: redb::$tbl<$($lt,)? &'static str, u64>,
-            pub wallets: redb::$tbl<$($lt,)? u64, &'static [u8]>,
-            pub lots: redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>,
-            pub names: redb::$tbl<$($lt,)? &'static [u8], u32>,
-            pub holds: redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>,
-            pub redemptions: redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>,
-            pub slices: redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>,
-            pub lifecycle: redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>,
-            pub cons: redb::$tbl<$($lt,)? &'static [u8], ()>,
-            pub due: redb::$tbl<$($lt,)? &'static [u8], ()>,
-            pub wallet_due: redb::$tbl<$($lt,)? u64, &'static [u8]>,
-            pub next_due: redb::$tbl<$($lt,)? &'static [u8], ()>,
-            pub events: redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>,
-            pub log: redb::$tbl<$($lt,)? u64, &'static [u8]>,
-            pub heads: redb::$tbl<$($lt,)? u64, &'static [u8]>,
-            pub idem: redb::$tbl<$($lt,)? &'static str, &'static [u8]>,
+            txn: $txn,
+            meta: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, &'static [u8]>>,
+            programs: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
+            holders: std::cell::OnceCell<redb::$tbl<$($lt,)? u128, &'static [u8]>>,
+            holder_identity: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, u128>>,
+            holder_email: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, u128>>,
+            holder_wallets: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], ()>>,
+            wallet_uuid: std::cell::OnceCell<redb::$tbl<$($lt,)? u128, u64>>,
+            wallet_external: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, u64>>,
+            cards: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, u64>>,
+            wallets: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
+            lots: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
+            names: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], u32>>,
+            holds: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
+            redemptions: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
+            slices: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
+            lifecycle: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
+            cons: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], ()>>,
+            due: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], ()>>,
+            wallet_due: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
+            next_due: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], ()>>,
+            events: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
+            log: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
+            heads: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
+            idem: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, &'static [u8]>>,
         }
 
         impl<$($lt)?> $name<$($lt)?> {
+            /// Opens every table (creating it in a write transaction).
+            pub fn open_all(&self) -> Result<(), StorageError> {
+                self.meta()?;
+                self.programs()?;
+                self.holders()?;
+                self.holder_identity()?;
+                self.holder_email()?;
+                self.holder_wallets()?;
+                self.wallet_uuid()?;
+                self.wallet_external()?;
+                self.cards()?;
+                self.wallets()?;
+                self.lots()?;
+                self.names()?;
+                self.holds()?;
+                self.redemptions()?;
+                self.slices()?;
+                self.lifecycle()?;
+                self.cons()?;
+                self.due()?;
+                self.wallet_due()?;
+                self.next_due()?;
+                self.events()?;
+                self.log()?;
+                self.heads()?;
+                self.idem()?;
+                Ok(())
+            }
+
             pub fn open(txn: $txn) -> Result<Self, StorageError> {
                 Ok($name {
-                    meta: txn.open_table(META)?,
-                    programs: txn.open_table(PROGRAMS)?,
-                    holders: txn.open_table(HOLDERS)?,
-                    holder_identity: txn.open_table(HOLDER_IDENTITY)?,
-                    holder_email: txn.open_table(HOLDER_EMAIL)?,
-                    holder_wallets: txn.open_table(HOLDER_WALLETS)?,
-                    wallet_uuid: txn.open_table(WALLET_UUID)?,
-                    wallet_external: txn.open_table(WALLET_EXTERNAL)?,
-                    cards: txn.open_table(CARDS)?,
-                    wallets: txn.open_table(WALLETS)?,
-                    lots: txn.open_table(LOTS)?,
-                    names: txn.open_table(NAMES)?,
-                    holds: txn.open_table(HOLDS)?,
-                    redemptions: txn.open_table(REDEMPTIONS)?,
-                    slices: txn.open_table(SLICES)?,
-                    lifecycle: txn.open_table(LIFECYCLE)?,
-                    cons: txn.open_table(CONS)?,
-                    due: txn.open_table(DUE)?,
-                    wallet_due: txn.open_table(WALLET_DUE)?,
-                    next_due: txn.open_table(NEXT_DUE)?,
-                    events: txn.open_table(EVENTS)?,
-                    log: txn.open_table(LOG)?,
-                    heads: txn.open_table(HEADS)?,
-                    idem: txn.open_table(IDEM)?,
+                    txn,
+                    meta: std::cell::OnceCell::new(),
+                    programs: std::cell::OnceCell::new(),
+                    holders: std::cell::OnceCell::new(),
+                    holder_identity: std::cell::OnceCell::new(),
+                    holder_email: std::cell::OnceCell::new(),
+                    holder_wallets: std::cell::OnceCell::new(),
+                    wallet_uuid: std::cell::OnceCell::new(),
+                    wallet_external: std::cell::OnceCell::new(),
+                    cards: std::cell::OnceCell::new(),
+                    wallets: std::cell::OnceCell::new(),
+                    lots: std::cell::OnceCell::new(),
+                    names: std::cell::OnceCell::new(),
+                    holds: std::cell::OnceCell::new(),
+                    redemptions: std::cell::OnceCell::new(),
+                    slices: std::cell::OnceCell::new(),
+                    lifecycle: std::cell::OnceCell::new(),
+                    cons: std::cell::OnceCell::new(),
+                    due: std::cell::OnceCell::new(),
+                    wallet_due: std::cell::OnceCell::new(),
+                    next_due: std::cell::OnceCell::new(),
+                    events: std::cell::OnceCell::new(),
+                    log: std::cell::OnceCell::new(),
+                    heads: std::cell::OnceCell::new(),
+                    idem: std::cell::OnceCell::new(),
                 })
+            }
+
+            /// The `meta` table, opened on first use.
+            pub fn meta(&self) -> Result<&redb::$tbl<$($lt,)? &'static str, &'static [u8]>, StorageError> {
+                if let Some(t) = self.meta.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(META)?;
+                Ok(self.meta.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn meta_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static str, &'static [u8]>, StorageError> {
+                self.meta()?;
+                Ok(self.meta.get_mut().expect("opened above"))
+            }
+
+            /// The `programs` table, opened on first use.
+            pub fn programs(&self) -> Result<&redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                if let Some(t) = self.programs.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(PROGRAMS)?;
+                Ok(self.programs.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn programs_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                self.programs()?;
+                Ok(self.programs.get_mut().expect("opened above"))
+            }
+
+            /// The `holders` table, opened on first use.
+            pub fn holders(&self) -> Result<&redb::$tbl<$($lt,)? u128, &'static [u8]>, StorageError> {
+                if let Some(t) = self.holders.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(HOLDERS)?;
+                Ok(self.holders.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn holders_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u128, &'static [u8]>, StorageError> {
+                self.holders()?;
+                Ok(self.holders.get_mut().expect("opened above"))
+            }
+
+            /// The `holder_identity` table, opened on first use.
+            pub fn holder_identity(&self) -> Result<&redb::$tbl<$($lt,)? &'static str, u128>, StorageError> {
+                if let Some(t) = self.holder_identity.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(HOLDER_IDENTITY)?;
+                Ok(self.holder_identity.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn holder_identity_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static str, u128>, StorageError> {
+                self.holder_identity()?;
+                Ok(self.holder_identity.get_mut().expect("opened above"))
+            }
+
+            /// The `holder_email` table, opened on first use.
+            pub fn holder_email(&self) -> Result<&redb::$tbl<$($lt,)? &'static str, u128>, StorageError> {
+                if let Some(t) = self.holder_email.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(HOLDER_EMAIL)?;
+                Ok(self.holder_email.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn holder_email_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static str, u128>, StorageError> {
+                self.holder_email()?;
+                Ok(self.holder_email.get_mut().expect("opened above"))
+            }
+
+            /// The `holder_wallets` table, opened on first use.
+            pub fn holder_wallets(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
+                if let Some(t) = self.holder_wallets.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(HOLDER_WALLETS)?;
+                Ok(self.holder_wallets.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn holder_wallets_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
+                self.holder_wallets()?;
+                Ok(self.holder_wallets.get_mut().expect("opened above"))
+            }
+
+            /// The `wallet_uuid` table, opened on first use.
+            pub fn wallet_uuid(&self) -> Result<&redb::$tbl<$($lt,)? u128, u64>, StorageError> {
+                if let Some(t) = self.wallet_uuid.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(WALLET_UUID)?;
+                Ok(self.wallet_uuid.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn wallet_uuid_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u128, u64>, StorageError> {
+                self.wallet_uuid()?;
+                Ok(self.wallet_uuid.get_mut().expect("opened above"))
+            }
+
+            /// The `wallet_external` table, opened on first use.
+            pub fn wallet_external(&self) -> Result<&redb::$tbl<$($lt,)? &'static str, u64>, StorageError> {
+                if let Some(t) = self.wallet_external.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(WALLET_EXTERNAL)?;
+                Ok(self.wallet_external.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn wallet_external_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static str, u64>, StorageError> {
+                self.wallet_external()?;
+                Ok(self.wallet_external.get_mut().expect("opened above"))
+            }
+
+            /// The `cards` table, opened on first use.
+            pub fn cards(&self) -> Result<&redb::$tbl<$($lt,)? &'static str, u64>, StorageError> {
+                if let Some(t) = self.cards.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(CARDS)?;
+                Ok(self.cards.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn cards_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static str, u64>, StorageError> {
+                self.cards()?;
+                Ok(self.cards.get_mut().expect("opened above"))
+            }
+
+            /// The `wallets` table, opened on first use.
+            pub fn wallets(&self) -> Result<&redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                if let Some(t) = self.wallets.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(WALLETS)?;
+                Ok(self.wallets.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn wallets_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                self.wallets()?;
+                Ok(self.wallets.get_mut().expect("opened above"))
+            }
+
+            /// The `lots` table, opened on first use.
+            pub fn lots(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                if let Some(t) = self.lots.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(LOTS)?;
+                Ok(self.lots.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn lots_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                self.lots()?;
+                Ok(self.lots.get_mut().expect("opened above"))
+            }
+
+            /// The `names` table, opened on first use.
+            pub fn names(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], u32>, StorageError> {
+                if let Some(t) = self.names.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(NAMES)?;
+                Ok(self.names.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn names_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], u32>, StorageError> {
+                self.names()?;
+                Ok(self.names.get_mut().expect("opened above"))
+            }
+
+            /// The `holds` table, opened on first use.
+            pub fn holds(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                if let Some(t) = self.holds.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(HOLDS)?;
+                Ok(self.holds.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn holds_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                self.holds()?;
+                Ok(self.holds.get_mut().expect("opened above"))
+            }
+
+            /// The `redemptions` table, opened on first use.
+            pub fn redemptions(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                if let Some(t) = self.redemptions.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(REDEMPTIONS)?;
+                Ok(self.redemptions.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn redemptions_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                self.redemptions()?;
+                Ok(self.redemptions.get_mut().expect("opened above"))
+            }
+
+            /// The `slices` table, opened on first use.
+            pub fn slices(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                if let Some(t) = self.slices.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(SLICES)?;
+                Ok(self.slices.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn slices_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                self.slices()?;
+                Ok(self.slices.get_mut().expect("opened above"))
+            }
+
+            /// The `lifecycle` table, opened on first use.
+            pub fn lifecycle(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                if let Some(t) = self.lifecycle.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(LIFECYCLE)?;
+                Ok(self.lifecycle.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn lifecycle_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                self.lifecycle()?;
+                Ok(self.lifecycle.get_mut().expect("opened above"))
+            }
+
+            /// The `cons` table, opened on first use.
+            pub fn cons(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
+                if let Some(t) = self.cons.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(CONS)?;
+                Ok(self.cons.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn cons_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
+                self.cons()?;
+                Ok(self.cons.get_mut().expect("opened above"))
+            }
+
+            /// The `due` table, opened on first use.
+            pub fn due(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
+                if let Some(t) = self.due.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(DUE)?;
+                Ok(self.due.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn due_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
+                self.due()?;
+                Ok(self.due.get_mut().expect("opened above"))
+            }
+
+            /// The `wallet_due` table, opened on first use.
+            pub fn wallet_due(&self) -> Result<&redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                if let Some(t) = self.wallet_due.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(WALLET_DUE)?;
+                Ok(self.wallet_due.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn wallet_due_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                self.wallet_due()?;
+                Ok(self.wallet_due.get_mut().expect("opened above"))
+            }
+
+            /// The `next_due` table, opened on first use.
+            pub fn next_due(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
+                if let Some(t) = self.next_due.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(NEXT_DUE)?;
+                Ok(self.next_due.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn next_due_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
+                self.next_due()?;
+                Ok(self.next_due.get_mut().expect("opened above"))
+            }
+
+            /// The `events` table, opened on first use.
+            pub fn events(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                if let Some(t) = self.events.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(EVENTS)?;
+                Ok(self.events.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn events_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                self.events()?;
+                Ok(self.events.get_mut().expect("opened above"))
+            }
+
+            /// The `log` table, opened on first use.
+            pub fn log(&self) -> Result<&redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                if let Some(t) = self.log.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(LOG)?;
+                Ok(self.log.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn log_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                self.log()?;
+                Ok(self.log.get_mut().expect("opened above"))
+            }
+
+            /// The `heads` table, opened on first use.
+            pub fn heads(&self) -> Result<&redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                if let Some(t) = self.heads.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(HEADS)?;
+                Ok(self.heads.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn heads_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
+                self.heads()?;
+                Ok(self.heads.get_mut().expect("opened above"))
+            }
+
+            /// The `idem` table, opened on first use.
+            pub fn idem(&self) -> Result<&redb::$tbl<$($lt,)? &'static str, &'static [u8]>, StorageError> {
+                if let Some(t) = self.idem.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(IDEM)?;
+                Ok(self.idem.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn idem_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static str, &'static [u8]>, StorageError> {
+                self.idem()?;
+                Ok(self.idem.get_mut().expect("opened above"))
             }
         }
 
         impl<$($lt)?> Backing for $name<$($lt)?> {
             fn ledger(&self) -> R<LedgerState> {
-                match self.meta.get("ledger")? {
+                match self.meta()?.get("ledger")? {
                     Some(v) => decode("ledger counters", v.value()),
                     None => Ok(LedgerState::default()),
                 }
             }
             fn program(&self, id: u64) -> R<Option<Program>> {
-                self.programs.get(id)?.map(|v| decode(&format!("program {id}"), v.value())).transpose()
+                self.programs()?.get(id)?.map(|v| decode(&format!("program {id}"), v.value())).transpose()
             }
             fn holder(&self, id: [u8; 16]) -> R<Option<Holder>> {
-                self.holders
+                self.holders()?
                     .get(u128::from_be_bytes(id))?
                     .map(|v| decode("holder", v.value()))
                     .transpose()
             }
             fn holder_by_identity(&self, s: &str) -> R<Option<[u8; 16]>> {
-                Ok(self.holder_identity.get(s)?.map(|v| v.value().to_be_bytes()))
+                Ok(self.holder_identity()?.get(s)?.map(|v| v.value().to_be_bytes()))
             }
             fn holder_by_email(&self, s: &str) -> R<Option<[u8; 16]>> {
-                Ok(self.holder_email.get(s)?.map(|v| v.value().to_be_bytes()))
+                Ok(self.holder_email()?.get(s)?.map(|v| v.value().to_be_bytes()))
             }
             fn wallet_by_uuid(&self, id: [u8; 16]) -> R<Option<u64>> {
-                Ok(self.wallet_uuid.get(u128::from_be_bytes(id))?.map(|v| v.value()))
+                Ok(self.wallet_uuid()?.get(u128::from_be_bytes(id))?.map(|v| v.value()))
             }
             fn wallet_by_external(&self, s: &str) -> R<Option<u64>> {
-                Ok(self.wallet_external.get(s)?.map(|v| v.value()))
+                Ok(self.wallet_external()?.get(s)?.map(|v| v.value()))
             }
             fn wallet_by_card(&self, s: &str) -> R<Option<u64>> {
-                Ok(self.cards.get(s)?.map(|v| v.value()))
+                Ok(self.cards()?.get(s)?.map(|v| v.value()))
             }
             fn wallet(&self, no: u64) -> R<Option<WalletState>> {
-                self.wallets.get(no)?.map(|v| decode(&format!("wallet {no}"), v.value())).transpose()
+                self.wallets()?.get(no)?.map(|v| decode(&format!("wallet {no}"), v.value())).transpose()
             }
             fn lot(&self, w: u64, no: u32) -> R<Option<Lot>> {
-                self.lots
+                self.lots()?
                     .get(&k_w32(w, no)[..])?
                     .map(|v| decode(&format!("wallet {w} lot {no}"), v.value()))
                     .transpose()
             }
             fn name(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>> {
-                Ok(self.names.get(&name_key(w, kind, id)[..])?.map(|v| v.value()))
+                Ok(self.names()?.get(&name_key(w, kind, id)[..])?.map(|v| v.value()))
             }
             fn hold(&self, w: u64, no: u32) -> R<Option<HoldRec>> {
-                self.holds
+                self.holds()?
                     .get(&k_w32(w, no)[..])?
                     .map(|v| decode(&format!("wallet {w} hold {no}"), v.value()))
                     .transpose()
             }
             fn redemption(&self, w: u64, no: u32) -> R<Option<RedemptionRec>> {
-                self.redemptions
+                self.redemptions()?
                     .get(&k_w32(w, no)[..])?
                     .map(|v| decode(&format!("wallet {w} redemption {no}"), v.value()))
                     .transpose()
             }
             fn slice(&self, w: u64, o: Owner, idx: u32) -> R<Option<Slice>> {
-                self.slices.get(&slice_key(w, o, idx)[..])?.map(|v| slice_from(v.value())).transpose()
+                self.slices()?.get(&slice_key(w, o, idx)[..])?.map(|v| slice_from(v.value())).transpose()
             }
             fn cons_next(&self, w: u64, pocket: u16, after: Option<ConsKey>) -> R<Option<ConsKey>> {
                 let hi = cons_key(&ConsKey { wallet: w, pocket, order: i64::MAX, lot: u32::MAX });
@@ -292,7 +685,7 @@ macro_rules! tables {
                         Bound::Included(&lo_key[..])
                     }
                 };
-                let mut it = self.cons.range::<&[u8]>((lo, Bound::Included(&hi[..])))?;
+                let mut it = self.cons()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))?;
                 match it.next() {
                     Some(r) => Ok(Some(cons_from(r?.0.value())?)),
                     None => Ok(None),
@@ -311,7 +704,7 @@ macro_rules! tables {
                         Bound::Included(&lo_key[..])
                     }
                 };
-                let mut it = self.due.range::<&[u8]>((lo, Bound::Included(&hi[..])))?;
+                let mut it = self.due()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))?;
                 match it.next() {
                     Some(r) => Ok(Some(due_from(r?.0.value())?)),
                     None => Ok(None),
@@ -320,7 +713,7 @@ macro_rules! tables {
             fn wallets_due(&self, upto: i64) -> R<Vec<u64>> {
                 let hi = k_ww(u64::from_be_bytes(i64_key(upto)), u64::MAX);
                 let mut out = Vec::new();
-                for r in self.next_due.range::<&[u8]>(..=&hi[..])? {
+                for r in self.next_due()?.range::<&[u8]>(..=&hi[..])? {
                     let (k, _) = r?;
                     let b = k.value();
                     if b.len() != 16 {
@@ -334,7 +727,7 @@ macro_rules! tables {
     };
 }
 
-tables!(ReadTables [], ReadOnlyTable, &redb::ReadTransaction);
+tables!(ReadTables [], ReadOnlyTable, redb::ReadTransaction);
 tables!(WriteTables ['t], Table, &'t redb::WriteTransaction);
 
 impl ReadTables {
@@ -343,7 +736,7 @@ impl ReadTables {
         let lo = k_w32(w, 0);
         let hi = k_w32(w, u32::MAX);
         let mut out = Vec::new();
-        for r in self.lifecycle.range::<&[u8]>(&lo[..]..=&hi[..])? {
+        for r in self.lifecycle()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (_, v) = r?;
             out.push(decode(&format!("wallet {w} lifecycle"), v.value())?);
         }
@@ -357,7 +750,7 @@ impl ReadTables {
         let mut hi = lo;
         hi[16..].copy_from_slice(&u64::MAX.to_be_bytes());
         let mut out = Vec::new();
-        for r in self.holder_wallets.range::<&[u8]>(&lo[..]..=&hi[..])? {
+        for r in self.holder_wallets()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (k, _) = r?;
             let w = k
                 .value()
@@ -373,7 +766,7 @@ impl ReadTables {
     /// Event `seq` of `stream`, raw.
     pub fn event_raw(&self, stream: u64, seq: u64) -> R<Option<Vec<u8>>> {
         Ok(self
-            .events
+            .events()?
             .get(&k_ww(stream, seq)[..])?
             .map(|v| v.value().to_vec()))
     }
@@ -384,79 +777,83 @@ impl WriteTables<'_> {
     /// stream's head. Called once per write transaction, after every command in it succeeded.
     pub fn write(&mut self, c: Changes) -> R<()> {
         if let Some(l) = &c.ledger {
-            self.meta.insert("ledger", &encode(l)[..])?;
+            self.meta_mut()?.insert("ledger", &encode(l)[..])?;
         }
         for (id, p) in &c.programs {
-            self.programs.insert(*id, &encode(p)[..])?;
+            self.programs_mut()?.insert(*id, &encode(p)[..])?;
         }
         for (id, h) in &c.holders {
-            self.holders
+            self.holders_mut()?
                 .insert(u128::from_be_bytes(*id), &encode(h)[..])?;
         }
         for (k, v) in &c.identities {
-            self.holder_identity
+            self.holder_identity_mut()?
                 .insert(k.as_str(), u128::from_be_bytes(*v))?;
         }
         for (k, v) in &c.emails {
-            self.holder_email
+            self.holder_email_mut()?
                 .insert(k.as_str(), u128::from_be_bytes(*v))?;
         }
         for (k, v) in &c.wallet_uuids {
-            self.wallet_uuid.insert(u128::from_be_bytes(*k), *v)?;
+            self.wallet_uuid_mut()?
+                .insert(u128::from_be_bytes(*k), *v)?;
         }
         for (k, v) in &c.externals {
-            self.wallet_external.insert(k.as_str(), *v)?;
+            self.wallet_external_mut()?.insert(k.as_str(), *v)?;
         }
         for (k, v) in &c.cards {
-            self.cards.insert(k.as_str(), *v)?;
+            self.cards_mut()?.insert(k.as_str(), *v)?;
         }
         for (h, w) in &c.holder_wallets {
             let mut k = [0u8; 24];
             k[..16].copy_from_slice(h);
             k[16..].copy_from_slice(&w.to_be_bytes());
-            self.holder_wallets.insert(&k[..], ())?;
+            self.holder_wallets_mut()?.insert(&k[..], ())?;
         }
         for (no, ws) in &c.wallets {
-            self.wallets.insert(*no, &encode(ws)[..])?;
+            self.wallets_mut()?.insert(*no, &encode(ws)[..])?;
         }
         for ((w, no), l) in &c.lots {
-            self.lots.insert(&k_w32(*w, *no)[..], &encode(l)[..])?;
+            self.lots_mut()?
+                .insert(&k_w32(*w, *no)[..], &encode(l)[..])?;
         }
         for ((w, kind, id), no) in &c.names {
-            self.names.insert(&name_key(*w, *kind, id)[..], *no)?;
+            self.names_mut()?
+                .insert(&name_key(*w, *kind, id)[..], *no)?;
         }
         for ((w, no), h) in &c.holds {
-            self.holds.insert(&k_w32(*w, *no)[..], &encode(h)[..])?;
+            self.holds_mut()?
+                .insert(&k_w32(*w, *no)[..], &encode(h)[..])?;
         }
         for ((w, no), r) in &c.redemptions {
-            self.redemptions
+            self.redemptions_mut()?
                 .insert(&k_w32(*w, *no)[..], &encode(r)[..])?;
         }
         for ((w, o, idx), s) in &c.slices {
-            self.slices
+            self.slices_mut()?
                 .insert(&slice_key(*w, *o, *idx)[..], &slice_val(s)[..])?;
         }
         for (w, idx, rec) in &c.lifecycle {
-            self.lifecycle
+            self.lifecycle_mut()?
                 .insert(&k_w32(*w, *idx)[..], &encode(rec)[..])?;
         }
         for k in &c.cons_del {
-            self.cons.remove(&cons_key(k)[..])?;
+            self.cons_mut()?.remove(&cons_key(k)[..])?;
         }
         for k in &c.cons_add {
-            self.cons.insert(&cons_key(k)[..], ())?;
+            self.cons_mut()?.insert(&cons_key(k)[..], ())?;
         }
         for k in &c.due_del {
-            self.due.remove(&due_key(k)[..])?;
+            self.due_mut()?.remove(&due_key(k)[..])?;
         }
         for k in &c.due_add {
-            self.due.insert(&due_key(k)[..], ())?;
+            self.due_mut()?.insert(&due_key(k)[..], ())?;
         }
         // Keep each touched wallet's earliest due instant in the sweep index.
         for w in c.wallets.keys() {
             let first = self.due_next(*w, None)?.map(|k| k.at);
             let old = self
-                .wallet_due
+                .wallet_due()?
                 .get(*w)?
                 .map(|v| i64_from_key(v.value()))
                 .transpose()?;
@@ -464,14 +861,14 @@ impl WriteTables<'_> {
                 continue;
             }
             if let Some(o) = old {
-                self.next_due
+                self.next_due_mut()?
                     .remove(&k_ww(u64::from_be_bytes(i64_key(o)), *w)[..])?;
-                self.wallet_due.remove(*w)?;
+                self.wallet_due_mut()?.remove(*w)?;
             }
             if let Some(f) = first {
-                self.next_due
+                self.next_due_mut()?
                     .insert(&k_ww(u64::from_be_bytes(i64_key(f)), *w)[..], ())?;
-                self.wallet_due.insert(*w, &i64_key(f)[..])?;
+                self.wallet_due_mut()?.insert(*w, &i64_key(f)[..])?;
             }
         }
         // Events, chained per stream.
@@ -479,7 +876,7 @@ impl WriteTables<'_> {
         for p in &c.events {
             let (seq, prev) = match heads.get(&p.stream) {
                 Some(h) => *h,
-                None => match self.heads.get(p.stream)? {
+                None => match self.heads()?.get(p.stream)? {
                     Some(v) => head_from(v.value())?,
                     None => (0, [0u8; 16]),
                 },
@@ -491,12 +888,14 @@ impl WriteTables<'_> {
                 )));
             }
             let (bytes, sum) = encode_event(&prev, p.stream, p.seq, p.position, p.at, &p.event);
-            self.events.insert(&k_ww(p.stream, p.seq)[..], &bytes[..])?;
-            self.log.insert(p.position, &k_ww(p.stream, p.seq)[..])?;
+            self.events_mut()?
+                .insert(&k_ww(p.stream, p.seq)[..], &bytes[..])?;
+            self.log_mut()?
+                .insert(p.position, &k_ww(p.stream, p.seq)[..])?;
             heads.insert(p.stream, (p.seq, sum));
         }
         for (s, (seq, sum)) in heads {
-            self.heads.insert(s, &head_val(seq, &sum)[..])?;
+            self.heads_mut()?.insert(s, &head_val(seq, &sum)[..])?;
         }
         Ok(())
     }
