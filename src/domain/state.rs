@@ -15,6 +15,7 @@ use crate::model::{
     Card, Figures, Holder, Instant, LifecycleAction, Order, PaymentMethod, Program, Status,
 };
 use bincode::{Decode, Encode};
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub type R<T> = Result<T, StorageError>;
@@ -278,10 +279,22 @@ pub trait Backing {
     fn hold(&self, w: u64, no: u32) -> R<Option<HoldRec>>;
     fn redemption(&self, w: u64, no: u32) -> R<Option<RedemptionRec>>;
     fn slice(&self, w: u64, owner: Owner, idx: u32) -> R<Option<Slice>>;
-    /// First consumable key of `(w, pocket)` strictly after `after` (or the first).
-    fn cons_next(&self, w: u64, pocket: u16, after: Option<ConsKey>) -> R<Option<ConsKey>>;
-    /// First due key of `w` strictly after `after` (or the first).
-    fn due_next(&self, w: u64, after: Option<DueKey>) -> R<Option<DueKey>>;
+    /// First consumable key of `(w, pocket)` strictly after `after` (or the first) for which
+    /// `skip` is false. One range scan: the overlay passes the keys it has deleted as `skip`.
+    fn cons_next(
+        &self,
+        w: u64,
+        pocket: u16,
+        after: Option<ConsKey>,
+        skip: &dyn Fn(&ConsKey) -> bool,
+    ) -> R<Option<ConsKey>>;
+    /// First due key of `w` strictly after `after` (or the first) for which `skip` is false.
+    fn due_next(
+        &self,
+        w: u64,
+        after: Option<DueKey>,
+        skip: &dyn Fn(&DueKey) -> bool,
+    ) -> R<Option<DueKey>>;
     /// Wallets whose earliest due transition is at or before `upto` (for `sweep`).
     fn wallets_due(&self, upto: i64) -> R<Vec<u64>>;
 }
@@ -332,10 +345,21 @@ impl Backing for Empty {
     fn slice(&self, _: u64, _: Owner, _: u32) -> R<Option<Slice>> {
         Ok(None)
     }
-    fn cons_next(&self, _: u64, _: u16, _: Option<ConsKey>) -> R<Option<ConsKey>> {
+    fn cons_next(
+        &self,
+        _: u64,
+        _: u16,
+        _: Option<ConsKey>,
+        _: &dyn Fn(&ConsKey) -> bool,
+    ) -> R<Option<ConsKey>> {
         Ok(None)
     }
-    fn due_next(&self, _: u64, _: Option<DueKey>) -> R<Option<DueKey>> {
+    fn due_next(
+        &self,
+        _: u64,
+        _: Option<DueKey>,
+        _: &dyn Fn(&DueKey) -> bool,
+    ) -> R<Option<DueKey>> {
         Ok(None)
     }
     fn wallets_due(&self, _: i64) -> R<Vec<u64>> {
@@ -415,6 +439,9 @@ pub struct Tx<'b> {
     undo: Vec<Undo>,
     /// Replay never rolls back, so it skips the undo log (see [`Tx::without_undo`]).
     undo_on: bool,
+    /// Look-up caches over the committed index ranges (see [`Floor`]); forgotten on rollback.
+    cons_floor: Floors<ConsKey>,
+    due_floor: Floors<DueKey>,
 }
 
 impl<'b> Tx<'b> {
@@ -425,6 +452,8 @@ impl<'b> Tx<'b> {
             c: Changes::default(),
             undo: Vec::new(),
             undo_on: true,
+            cons_floor: RefCell::default(),
+            due_floor: RefCell::default(),
         })
     }
 
@@ -448,6 +477,9 @@ impl<'b> Tx<'b> {
 
     /// Undoes every change made since `sp`.
     pub fn rollback(&mut self, sp: Savepoint) {
+        // A rollback can take keys out of the delete set, which floors assume never happens.
+        self.cons_floor.get_mut().clear();
+        self.due_floor.get_mut().clear();
         while self.undo.len() > sp.0 {
             let u = self.undo.pop().expect("length checked");
             let c = &mut self.c;
@@ -622,68 +654,54 @@ impl<'b> Tx<'b> {
 
     /// Next consumable lot of `(w, pocket)` after `after`, merging committed and overlay keys.
     pub fn cons_next(&self, w: u64, pocket: u16, after: Option<ConsKey>) -> R<Option<ConsKey>> {
-        let lo = after.unwrap_or(ConsKey {
+        let lo = ConsKey {
             wallet: w,
             pocket,
             order: i64::MIN,
             lot: 0,
-        });
+        };
         let hi = ConsKey {
             wallet: w,
             pocket,
             order: i64::MAX,
             lot: u32::MAX,
         };
-        let mut from_base = after;
-        let base = loop {
-            match self.base.cons_next(w, pocket, from_base)? {
-                Some(k) if self.c.cons_del.contains(&k) => from_base = Some(k),
-                other => break other,
-            }
-        };
-        let overlay = if after.is_some() {
-            self.c
-                .cons_add
-                .range((std::ops::Bound::Excluded(lo), std::ops::Bound::Included(hi)))
-                .next()
-                .copied()
-        } else {
-            self.c.cons_add.range(lo..=hi).next().copied()
-        };
-        Ok(min_opt(base, overlay))
+        merged_next(
+            &self.cons_floor,
+            (w, pocket),
+            after,
+            (lo, hi),
+            &self.c.cons_add,
+            &self.c.cons_del,
+            ConsKey::pred,
+            |after, skip| self.base.cons_next(w, pocket, after, skip),
+        )
     }
 
     /// Next due transition of `w` after `after`, merging committed and overlay keys.
     pub fn due_next(&self, w: u64, after: Option<DueKey>) -> R<Option<DueKey>> {
-        let lo = after.unwrap_or(DueKey {
+        let lo = DueKey {
             wallet: w,
             at: i64::MIN,
             kind: DueKind::Activation,
             no: 0,
-        });
+        };
         let hi = DueKey {
             wallet: w,
             at: i64::MAX,
             kind: DueKind::Expiry,
             no: u32::MAX,
         };
-        let mut from_base = after;
-        let base = loop {
-            match self.base.due_next(w, from_base)? {
-                Some(k) if self.c.due_del.contains(&k) => from_base = Some(k),
-                other => break other,
-            }
-        };
-        let overlay = if after.is_some() {
-            self.c
-                .due_add
-                .range((std::ops::Bound::Excluded(lo), std::ops::Bound::Included(hi)))
-                .next()
-                .copied()
-        } else {
-            self.c.due_add.range(lo..=hi).next().copied()
-        };
-        Ok(min_opt(base, overlay))
+        merged_next(
+            &self.due_floor,
+            (w, 0),
+            after,
+            (lo, hi),
+            &self.c.due_add,
+            &self.c.due_del,
+            DueKey::pred,
+            |after, skip| self.base.due_next(w, after, skip),
+        )
     }
 
     /// Wallets that may have transitions due by `upto`: the committed sweep index plus every
@@ -844,6 +862,116 @@ impl<'b> Tx<'b> {
             self.log(Undo::DueAdd(k, a, d));
             self.c.due_del.remove(&k);
             self.c.due_add.insert(k);
+        }
+    }
+}
+
+/// What the overlay knows about the committed keys of one index range: every committed key
+/// strictly below `Below(k)` (or every one, for `All`) is deleted or re-added in the overlay.
+/// Keys only ever enter the overlay's delete/add sets (until a rollback, which forgets every
+/// floor), so a floor stays true once learned. It turns the skip over keys a transaction already
+/// consumed from O(consumed) per look-up into amortized O(1).
+#[derive(Clone, Copy, Debug)]
+enum Floor<K> {
+    Below(K),
+    All,
+}
+
+type Floors<K> = RefCell<HashMap<(u64, u16), Floor<K>>>;
+
+/// The next key after `after` in `(lo, hi)`, merging the committed keys (minus the overlay's
+/// deletions) with the overlay's additions.
+#[allow(clippy::too_many_arguments)]
+fn merged_next<K: Copy + Ord + std::hash::Hash>(
+    floors: &Floors<K>,
+    scope: (u64, u16),
+    after: Option<K>,
+    (lo, hi): (K, K),
+    add: &BTreeSet<K>,
+    del: &HashSet<K>,
+    pred: fn(K) -> Option<K>,
+    base_next: impl Fn(Option<K>, &dyn Fn(&K) -> bool) -> R<Option<K>>,
+) -> R<Option<K>> {
+    use std::ops::Bound::{Excluded, Included};
+    let floor = floors.borrow().get(&scope).copied();
+    // Where the committed scan starts (exclusive), and whether it starts inside the range the
+    // floor already covers, so that what it finds extends the floor.
+    let (start, contiguous) = match (floor, after) {
+        (Some(Floor::All), a) => (None, a.is_none()),
+        (Some(Floor::Below(f)), None) => (pred(f), true),
+        (Some(Floor::Below(f)), Some(a)) if a < f => (pred(f), true),
+        (Some(Floor::Below(f)), Some(a)) => {
+            (Some(a), a == f && (del.contains(&a) || add.contains(&a)))
+        }
+        (None, a) => (a, a.is_none()),
+    };
+    let base = if matches!(floor, Some(Floor::All)) {
+        None
+    } else {
+        let skip = |k: &K| del.contains(k);
+        let found = base_next(start, &skip)?;
+        if contiguous {
+            floors.borrow_mut().insert(
+                scope,
+                match found {
+                    Some(k) => Floor::Below(k),
+                    None => Floor::All,
+                },
+            );
+        }
+        found
+    };
+    let overlay = match after {
+        Some(a) => add.range((Excluded(a), Included(hi))).next().copied(),
+        None => add.range(lo..=hi).next().copied(),
+    };
+    Ok(min_opt(base, overlay))
+}
+
+impl ConsKey {
+    /// The key just before this one in the index order (`None` at the very first).
+    fn pred(k: ConsKey) -> Option<ConsKey> {
+        if k.lot > 0 {
+            Some(ConsKey {
+                lot: k.lot - 1,
+                ..k
+            })
+        } else if k.order > i64::MIN {
+            Some(ConsKey {
+                order: k.order - 1,
+                lot: u32::MAX,
+                ..k
+            })
+        } else {
+            None
+        }
+    }
+}
+
+impl DueKey {
+    /// The key just before this one in the index order (`None` at the very first).
+    fn pred(k: DueKey) -> Option<DueKey> {
+        if k.no > 0 {
+            Some(DueKey { no: k.no - 1, ..k })
+        } else if k.kind != DueKind::Activation {
+            Some(DueKey {
+                kind: if k.kind == DueKind::Expiry {
+                    DueKind::HoldTimeout
+                } else {
+                    DueKind::Activation
+                },
+                no: u32::MAX,
+                ..k
+            })
+        } else if k.at > i64::MIN {
+            Some(DueKey {
+                at: k.at - 1,
+                kind: DueKind::Expiry,
+                no: u32::MAX,
+                ..k
+            })
+        } else {
+            None
         }
     }
 }

@@ -672,7 +672,13 @@ macro_rules! tables {
             fn slice(&self, w: u64, o: Owner, idx: u32) -> R<Option<Slice>> {
                 self.slices()?.get(&slice_key(w, o, idx)[..])?.map(|v| slice_from(v.value())).transpose()
             }
-            fn cons_next(&self, w: u64, pocket: u16, after: Option<ConsKey>) -> R<Option<ConsKey>> {
+            fn cons_next(
+                &self,
+                w: u64,
+                pocket: u16,
+                after: Option<ConsKey>,
+                skip: &dyn Fn(&ConsKey) -> bool,
+            ) -> R<Option<ConsKey>> {
                 let hi = cons_key(&ConsKey { wallet: w, pocket, order: i64::MAX, lot: u32::MAX });
                 let lo_key;
                 let lo = match after {
@@ -685,13 +691,20 @@ macro_rules! tables {
                         Bound::Included(&lo_key[..])
                     }
                 };
-                let mut it = self.cons()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))?;
-                match it.next() {
-                    Some(r) => Ok(Some(cons_from(r?.0.value())?)),
-                    None => Ok(None),
+                for r in self.cons()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))? {
+                    let k = cons_from(r?.0.value())?;
+                    if !skip(&k) {
+                        return Ok(Some(k));
+                    }
                 }
+                Ok(None)
             }
-            fn due_next(&self, w: u64, after: Option<DueKey>) -> R<Option<DueKey>> {
+            fn due_next(
+                &self,
+                w: u64,
+                after: Option<DueKey>,
+                skip: &dyn Fn(&DueKey) -> bool,
+            ) -> R<Option<DueKey>> {
                 let hi = due_key(&DueKey { wallet: w, at: i64::MAX, kind: DueKind::Expiry, no: u32::MAX });
                 let lo_key;
                 let lo = match after {
@@ -704,11 +717,13 @@ macro_rules! tables {
                         Bound::Included(&lo_key[..])
                     }
                 };
-                let mut it = self.due()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))?;
-                match it.next() {
-                    Some(r) => Ok(Some(due_from(r?.0.value())?)),
-                    None => Ok(None),
+                for r in self.due()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))? {
+                    let k = due_from(r?.0.value())?;
+                    if !skip(&k) {
+                        return Ok(Some(k));
+                    }
                 }
+                Ok(None)
             }
             fn wallets_due(&self, upto: i64) -> R<Vec<u64>> {
                 let hi = k_ww(u64::from_be_bytes(i64_key(upto)), u64::MAX);
@@ -851,7 +866,7 @@ impl WriteTables<'_> {
         }
         // Keep each touched wallet's earliest due instant in the sweep index.
         for w in c.wallets.keys() {
-            let first = self.due_next(*w, None)?.map(|k| k.at);
+            let first = self.due_next(*w, None, &|_| false)?.map(|k| k.at);
             let old = self
                 .wallet_due()?
                 .get(*w)?
