@@ -1,0 +1,580 @@
+//! Runs every benchmark workload once and prints one JSON line per workload:
+//! `{"workload","ours","theirs","baseline","unit","ratio"}`, where `ours` is wallet-ledger,
+//! `theirs` SQLite doing the same work, `baseline` what the row is held against (raw redb, or our
+//! own single-command rate for group commit), and `ratio > 1` is better for us. Details
+//! (latency percentiles, secondary ratios, per-table storage) go to stderr.
+//!
+//! ```text
+//! cargo run --release --example perf_report -- --quick            # small sizes, < 60 s
+//! cargo run --release --example perf_report                       # full sizes
+//! cargo run --release --example perf_report -- --only read_wallet_1m_events --engine ours
+//! ```
+//!
+//! `--only NAME[,NAME]` runs some workloads; `--engine ours|theirs|baseline` runs one engine
+//! (for peak-memory measurements with `/usr/bin/time -v`). Fixtures are built on first use and
+//! cached in `target/bench-fixtures/`. See BENCHMARKS.md.
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+const WORKLOADS: [&str; 6] = [
+    "append_single_durable",
+    "append_batch_1000",
+    "append_group_commit_16",
+    "read_wallet_1m_events",
+    "replay_as_of_1m_events",
+    "storage_bytes_per_event",
+];
+
+#[derive(Clone, Copy)]
+struct Engines {
+    ours: bool,
+    theirs: bool,
+    baseline: bool,
+}
+
+struct Row {
+    workload: &'static str,
+    ours: Option<f64>,
+    theirs: Option<f64>,
+    baseline: Option<f64>,
+    unit: &'static str,
+    ratio: Option<f64>,
+}
+
+fn round(v: f64) -> f64 {
+    if v.abs() >= 100.0 {
+        v.round()
+    } else {
+        (v * 1000.0).round() / 1000.0
+    }
+}
+
+fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn emit(r: &Row) {
+    let line = serde_json::json!({
+        "workload": r.workload,
+        "ours": r.ours.map(round),
+        "theirs": r.theirs.map(round),
+        "baseline": r.baseline.map(round),
+        "unit": r.unit,
+        "ratio": r.ratio.map(|v| (v * 1000.0).round() / 1000.0),
+    });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+fn main() {
+    let mut quick = false;
+    let mut only: Option<Vec<String>> = None;
+    let mut engines = Engines {
+        ours: true,
+        theirs: true,
+        baseline: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--only" => {
+                let v = args.next().unwrap_or_else(|| usage("--only needs a name"));
+                only = Some(v.split(',').map(str::to_string).collect());
+            }
+            "--engine" => {
+                let v = args
+                    .next()
+                    .unwrap_or_else(|| usage("--engine needs a name"));
+                engines = Engines {
+                    ours: v == "ours",
+                    theirs: v == "theirs",
+                    baseline: v == "baseline",
+                };
+                if !(engines.ours || engines.theirs || engines.baseline) {
+                    usage("--engine is ours, theirs or baseline");
+                }
+            }
+            "--bench" => {} // passed by `cargo bench`-style runners; ignored
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    if let Some(o) = &only
+        && let Some(bad) = o.iter().find(|n| !WORKLOADS.contains(&n.as_str()))
+    {
+        usage(&format!("unknown workload {bad}"));
+    }
+    let size = if quick { Size::quick() } else { Size::full() };
+    let started = Instant::now();
+    eprintln!("# size {size:?}");
+    for w in WORKLOADS {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == w)) {
+            continue;
+        }
+        let t = Instant::now();
+        let row = match w {
+            "append_single_durable" => append_single(&size, engines),
+            "append_batch_1000" => append_batch(&size, engines),
+            "append_group_commit_16" => append_group(&size, engines),
+            "read_wallet_1m_events" => read_wallet(&size, engines),
+            "replay_as_of_1m_events" => replay_as_of(&size, engines),
+            "storage_bytes_per_event" => storage(&size),
+            _ => unreachable!(),
+        };
+        emit(&row);
+        eprintln!("# {w} took {:.1}s", t.elapsed().as_secs_f64());
+    }
+    eprintln!("# total {:.1}s", started.elapsed().as_secs_f64());
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!(
+        "perf_report: {msg}\nusage: perf_report [--quick] [--only NAME[,NAME]] [--engine ours|theirs|baseline]\nworkloads: {}",
+        WORKLOADS.join(", ")
+    );
+    std::process::exit(2)
+}
+
+/// One engine in an interleaved measurement: runs round `r` and returns the commands it ran.
+struct Contender<'a> {
+    name: &'static str,
+    run: Box<dyn FnMut(usize) -> usize + 'a>,
+    commands: usize,
+    time: Duration,
+}
+
+impl<'a> Contender<'a> {
+    fn new(name: &'static str, run: impl FnMut(usize) -> usize + 'a) -> Contender<'a> {
+        Contender {
+            name,
+            run: Box::new(run),
+            commands: 0,
+            time: Duration::ZERO,
+        }
+    }
+    fn rate(&self) -> f64 {
+        per_sec(self.commands as f64, self.time)
+    }
+}
+
+/// Durable workloads are bound by the disk's flush latency, which drifts on a shared machine:
+/// the engines take turns, round by round (round 0 is a warm-up), so they share the drift.
+fn interleave(rounds: usize, cs: &mut [Contender]) {
+    for r in 0..=rounds {
+        for c in cs.iter_mut() {
+            let t = Instant::now();
+            let n = (c.run)(r);
+            if r > 0 {
+                c.time += t.elapsed();
+                c.commands += n;
+            }
+        }
+    }
+    for c in cs.iter() {
+        eprintln!(
+            "#   {:>22}: {:>9.0} commands/s ({} commands in {:.2}s)",
+            c.name,
+            c.rate(),
+            c.commands,
+            c.time.as_secs_f64()
+        );
+    }
+}
+
+fn rate_of(cs: &[Contender], name: &str) -> Option<f64> {
+    cs.iter().find(|c| c.name == name).map(Contender::rate)
+}
+
+const ROUNDS: usize = 5;
+
+fn append_single(size: &Size, e: Engines) -> Row {
+    let aged = aged_fixture(size);
+    let n = size.single_cmds;
+    let per_round = n.div_ceil(ROUNDS);
+    let mut clocks = Clocks::new(size.append_wallets, size.append_age);
+    let rounds: Vec<Vec<Op>> = (0..=ROUNDS).map(|_| clocks.take_rr(per_round)).collect();
+    let scratch = Scratch::new("single");
+    let (op, tp) = aged.copy_into(&scratch);
+    let ours = e.ours.then(|| Ours::open(&op));
+    let theirs = e.theirs.then(|| Sql::open(&tp, true));
+    let raw = e.baseline.then(|| Raw::create(&scratch.path("raw.redb")));
+    let mut cs = Vec::new();
+    if let Some(o) = &ours {
+        cs.push(Contender::new("ours", |r| {
+            rounds[r].iter().for_each(|x| {
+                o.exec(x);
+            });
+            rounds[r].len()
+        }));
+    }
+    if let Some(s) = &theirs {
+        cs.push(Contender::new("SQLite", |r| {
+            rounds[r].iter().for_each(|x| {
+                s.exec(x);
+            });
+            rounds[r].len()
+        }));
+    }
+    if let Some(raw) = &raw {
+        cs.push(Contender::new("raw redb", |r| {
+            for _ in &rounds[r] {
+                raw.commit(1, RAW_BYTES_PER_COMMAND);
+            }
+            rounds[r].len()
+        }));
+    }
+    eprintln!(
+        "# append_single_durable: {ROUNDS} rounds of {per_round} commands, one durable commit each"
+    );
+    interleave(ROUNDS, &mut cs);
+    let (ours, theirs, baseline) = (
+        rate_of(&cs, "ours"),
+        rate_of(&cs, "SQLite"),
+        rate_of(&cs, "raw redb"),
+    );
+    eprintln!(
+        "#   ours/raw redb = {:?} (target >= 0.7)",
+        div(ours, baseline).map(round)
+    );
+    Row {
+        workload: "append_single_durable",
+        ours,
+        theirs,
+        baseline,
+        unit: "commands/s",
+        ratio: div(ours, theirs),
+    }
+}
+
+fn append_batch(size: &Size, e: Engines) -> Row {
+    let aged = aged_fixture(size);
+    let b = size.batch_size;
+    let per_round = size.batches.div_ceil(ROUNDS);
+    let mut clocks = Clocks::new(size.append_wallets, size.append_age);
+    let rounds: Vec<Vec<Vec<Op>>> = (0..=ROUNDS)
+        .map(|_| (0..per_round).map(|_| clocks.take_rr(b)).collect())
+        .collect();
+    let scratch = Scratch::new("batch");
+    let (op, tp) = aged.copy_into(&scratch);
+    let ours = e.ours.then(|| Ours::open(&op));
+    let theirs = e.theirs.then(|| Sql::open(&tp, true));
+    let raw = e.baseline.then(|| Raw::create(&scratch.path("raw.redb")));
+    let mut cs = Vec::new();
+    if let Some(o) = &ours {
+        cs.push(Contender::new("ours", |r| {
+            rounds[r].iter().for_each(|x| {
+                o.exec_batch(x);
+            });
+            rounds[r].len() * b
+        }));
+    }
+    if let Some(s) = &theirs {
+        cs.push(Contender::new("SQLite", |r| {
+            rounds[r].iter().for_each(|x| {
+                s.exec_batch(x);
+            });
+            rounds[r].len() * b
+        }));
+    }
+    if let Some(raw) = &raw {
+        cs.push(Contender::new("raw redb", |r| {
+            for _ in &rounds[r] {
+                raw.commit(b, RAW_BYTES_PER_COMMAND);
+            }
+            rounds[r].len() * b
+        }));
+    }
+    eprintln!("# append_batch_1000: {ROUNDS} rounds of {per_round} batches of {b} commands");
+    interleave(ROUNDS, &mut cs);
+    let (ours, theirs, baseline) = (
+        rate_of(&cs, "ours"),
+        rate_of(&cs, "SQLite"),
+        rate_of(&cs, "raw redb"),
+    );
+    eprintln!("#   ours/raw redb = {:?}", div(ours, baseline).map(round));
+    Row {
+        workload: "append_batch_1000",
+        ours,
+        theirs,
+        baseline,
+        unit: "commands/s",
+        ratio: div(ours, theirs),
+    }
+}
+
+fn append_group(size: &Size, e: Engines) -> Row {
+    let aged = aged_fixture(size);
+    let threads = size.group_threads;
+    let per = size.group_per_thread.div_ceil(ROUNDS);
+    let mut clocks = Clocks::new(size.append_wallets, size.append_age);
+    // Our own single-command rate, measured in the same run on the same file. Commands are
+    // generated in the order they run, so no wallet ever sees a command older than its last.
+    let single_per_round = size.single_cmds.div_ceil(ROUNDS);
+    let mut rounds: Vec<Vec<Vec<Op>>> = Vec::new();
+    let mut singles: Vec<Vec<Op>> = Vec::new();
+    for _ in 0..=ROUNDS {
+        rounds.push(clocks.take_threads(threads, per));
+        singles.push(clocks.take_rr(single_per_round));
+    }
+    let scratch = Scratch::new("group");
+    let (op, tp) = aged.copy_into(&scratch);
+    let ours = e.ours.then(|| Ours::open(&op));
+    // As we would ship SQLite: one connection behind a mutex (one writer at a time; a mutex is
+    // kinder than busy-waiting on the database lock).
+    let theirs = e.theirs.then(|| Sql::open(&tp, true));
+    let mut cs = Vec::new();
+    if let Some(o) = &ours {
+        cs.push(Contender::new("ours, 16 threads", |r| {
+            run_threads(rounds[r].clone(), |x| {
+                o.exec(x);
+            });
+            threads * per
+        }));
+    }
+    if let Some(s) = &theirs {
+        cs.push(Contender::new("SQLite, 16 threads", |r| {
+            run_threads(rounds[r].clone(), |x| {
+                s.exec(x);
+            });
+            threads * per
+        }));
+    }
+    if let Some(o) = &ours {
+        cs.push(Contender::new("ours, 1 thread", |r| {
+            singles[r].iter().for_each(|x| {
+                o.exec(x);
+            });
+            singles[r].len()
+        }));
+    }
+    eprintln!(
+        "# append_group_commit_16: {ROUNDS} rounds of {threads} threads x {per} commands, each individually durable"
+    );
+    interleave(ROUNDS, &mut cs);
+    let ours = rate_of(&cs, "ours, 16 threads");
+    let theirs = rate_of(&cs, "SQLite, 16 threads");
+    let baseline = rate_of(&cs, "ours, 1 thread");
+    eprintln!(
+        "#   ours 16 threads / SQLite 16 threads = {:?}",
+        div(ours, theirs).map(round)
+    );
+    Row {
+        workload: "append_group_commit_16",
+        ours,
+        theirs,
+        baseline,
+        unit: "commands/s",
+        ratio: div(ours, baseline),
+    }
+}
+
+fn latency_report(name: &str, mut lat: Vec<Duration>) -> f64 {
+    let total: Duration = lat.iter().sum();
+    lat.sort_unstable();
+    eprintln!(
+        "#   {name}: p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        percentile(&lat, 0.5).as_secs_f64() * 1e6,
+        percentile(&lat, 0.9).as_secs_f64() * 1e6,
+        percentile(&lat, 0.99).as_secs_f64() * 1e6,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e6,
+    );
+    per_sec(lat.len() as f64, total)
+}
+
+fn read_wallet(size: &Size, e: Engines) -> Row {
+    let f = read_fixture(size);
+    let n = size.reads;
+    let warm = (n / 10).max(100);
+    eprintln!(
+        "# read_wallet_1m_events: wallet with {} events among {} wallets; {n} reads at last event + {READ_DELTA}s",
+        f.big_events, size.wallets
+    );
+    let mut expect = None;
+    let ours = e.ours.then(|| {
+        let o = Ours::open(&f.ours());
+        for _ in 0..warm {
+            o.figures(f.big, f.t_read);
+        }
+        expect = Some(o.figures(f.big, f.t_read));
+        let lat = (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(o.figures(f.big, f.t_read));
+                t.elapsed()
+            })
+            .collect();
+        latency_report("ours", lat)
+    });
+    let theirs = e.theirs.then(|| {
+        let s = Sql::open(&f.theirs(), true);
+        for _ in 0..warm {
+            s.figures(f.big, f.t_read);
+        }
+        if let Some(x) = expect {
+            assert_eq!(
+                s.figures(f.big, f.t_read),
+                x,
+                "both engines read the same figures"
+            );
+        }
+        let lat = (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(s.figures(f.big, f.t_read));
+                t.elapsed()
+            })
+            .collect();
+        latency_report("SQLite", lat)
+    });
+    let baseline = e.baseline.then(|| {
+        // Floor: one read transaction and one point get in a table of `wallets` 256-byte rows.
+        let scratch = Scratch::new("readraw");
+        let raw = Raw::create(&scratch.path("raw.redb"));
+        raw.commit(size.wallets as usize, 256);
+        let keys: Vec<u64> = (0..n as u64)
+            .map(|i| 1 + (i * 7919) % u64::from(size.wallets))
+            .collect();
+        for k in keys.iter().take(warm) {
+            raw.get(*k);
+        }
+        let lat = keys
+            .iter()
+            .map(|k| {
+                let t = Instant::now();
+                std::hint::black_box(raw.get(*k));
+                t.elapsed()
+            })
+            .collect();
+        latency_report("raw redb get", lat)
+    });
+    Row {
+        workload: "read_wallet_1m_events",
+        ours,
+        theirs,
+        baseline,
+        unit: "reads/s",
+        ratio: div(ours, theirs),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+fn replay_as_of(size: &Size, e: Engines) -> Row {
+    let f = read_fixture(size);
+    let r = size.replays;
+    let events = f.events_to_mid as f64;
+    eprintln!(
+        "# replay_as_of_1m_events: figures as of mid-history = {} of {} events; median of {r}",
+        f.events_to_mid, f.big_events
+    );
+    let baseline = e.baseline.then(|| {
+        // Floor: a range scan over the same stored event records, no decoding.
+        use redb::ReadableDatabase;
+        let db = redb::Database::open(f.ours()).unwrap();
+        let stream = 1u64; // the big wallet is the first wallet opened
+        let mut lo = [0u8; 16];
+        lo[..8].copy_from_slice(&stream.to_be_bytes());
+        let mut times = Vec::new();
+        for _ in 0..r + 1 {
+            let t = Instant::now();
+            let txn = db.begin_read().unwrap();
+            let tbl = txn.open_table(wallet_ledger::storage::EVENTS).unwrap();
+            let mut bytes = 0usize;
+            for x in tbl
+                .range::<&[u8]>(&lo[..]..)
+                .unwrap()
+                .take(f.events_to_mid as usize)
+            {
+                let (_, v) = x.unwrap();
+                bytes += v.value().len();
+            }
+            std::hint::black_box(bytes);
+            times.push(t.elapsed());
+        }
+        per_sec(events, median(times[1..].to_vec()))
+    });
+    let mut expect = None;
+    let ours = e.ours.then(|| {
+        let o = Ours::open(&f.ours());
+        expect = Some(o.figures(f.big, f.t_mid));
+        let times = (0..r)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(o.figures(f.big, f.t_mid));
+                t.elapsed()
+            })
+            .collect::<Vec<_>>();
+        let m = median(times);
+        eprintln!("#   ours: {:.1} ms per as-of read", m.as_secs_f64() * 1e3);
+        per_sec(events, m)
+    });
+    let theirs = e.theirs.then(|| {
+        let s = Sql::open(&f.theirs(), true);
+        let (got, counted) = s.figures_as_of(f.big, f.t_mid);
+        assert_eq!(counted, f.events_to_mid);
+        if let Some(x) = expect {
+            assert_eq!(got, x, "both engines compute the same figures");
+        }
+        let times = (0..r)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(s.figures_as_of(f.big, f.t_mid));
+                t.elapsed()
+            })
+            .collect::<Vec<_>>();
+        let m = median(times);
+        eprintln!("#   SQLite: {:.1} ms per as-of read", m.as_secs_f64() * 1e3);
+        per_sec(events, m)
+    });
+    Row {
+        workload: "replay_as_of_1m_events",
+        ours,
+        theirs,
+        baseline,
+        unit: "events/s",
+        ratio: div(ours, theirs),
+    }
+}
+
+fn storage(size: &Size) -> Row {
+    let f = read_fixture(size);
+    let ours = f.ours_bytes as f64 / f.total_events as f64;
+    let theirs = f.sql_bytes as f64 / f.total_events_sql as f64;
+    let baseline = f.raw_log_bytes as f64 / f.total_events as f64;
+    eprintln!(
+        "# storage_bytes_per_event: {} events; ours {} bytes, SQLite {} bytes, event records alone in redb {} bytes (all compacted)",
+        f.total_events, f.ours_bytes, f.sql_bytes, f.raw_log_bytes
+    );
+    eprintln!("#   ours per table: entries, stored bytes/event, metadata, fragmented");
+    for (name, len, stored, meta, frag) in table_stats(&f.ours()) {
+        if len > 0 {
+            let per = |b: u64| b as f64 / f.total_events as f64;
+            eprintln!(
+                "#   {name:>15} {len:>9} {:>8.1} {:>8.1} {:>8.1}",
+                per(stored),
+                per(meta),
+                per(frag)
+            );
+        }
+    }
+    Row {
+        workload: "storage_bytes_per_event",
+        ours: Some(ours),
+        theirs: Some(theirs),
+        baseline: Some(baseline),
+        unit: "bytes/event",
+        ratio: Some(theirs / ours),
+    }
+}
