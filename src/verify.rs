@@ -454,11 +454,11 @@ fn compare_u64(
 }
 
 /// Compares stored rows (key, encoded value) with the replay's map, both ways.
-fn compare_map<K, V>(
+fn compare_map<K, V, S: std::hash::BuildHasher>(
     p: &mut Problems,
     what: &str,
     stored: impl Iterator<Item = Result<(K, Vec<u8>), redb::StorageError>>,
-    replay: &std::collections::HashMap<K, V>,
+    replay: &std::collections::HashMap<K, V, S>,
     enc: impl Fn(&V) -> Vec<u8>,
 ) -> Result<(), StorageError>
 where

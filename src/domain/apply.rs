@@ -142,7 +142,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<()> {
     }
 
     let w = stream;
-    let mut ws = tx.wallet_req(w)?;
+    let mut ws = tx.take_wallet(w)?;
     if at < ws.updated_at {
         return Err(corrupt(format!(
             "wallet {w}: event at {at} precedes the last event at {}",

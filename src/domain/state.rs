@@ -377,6 +377,49 @@ pub struct Pending {
     pub event: Event,
 }
 
+/// A fast hasher (FxHash's multiply-rotate) for the overlay's maps keyed by ledger-assigned
+/// numbers. Maps keyed by client-chosen strings or UUIDs keep std's randomized SipHash, so a
+/// client cannot craft collisions.
+#[derive(Default, Clone, Copy)]
+pub struct NumHasher(u64);
+
+impl std::hash::Hasher for NumHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_i64(&mut self, i: i64) {
+        self.write_u64(i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NumBuild = std::hash::BuildHasherDefault<NumHasher>;
+/// A map keyed by ledger-assigned numbers.
+pub type NumMap<K, V> = HashMap<K, V, NumBuild>;
+/// A set of ledger-assigned keys.
+pub type NumSet<K> = HashSet<K, NumBuild>;
+
 /// Everything a transaction changed, handed to storage to write.
 #[derive(Default)]
 pub struct Changes {
@@ -389,17 +432,17 @@ pub struct Changes {
     pub externals: HashMap<String, u64>,
     pub cards: HashMap<String, u64>,
     pub holder_wallets: Vec<([u8; 16], u64)>,
-    pub wallets: HashMap<u64, WalletState>,
-    pub lots: HashMap<(u64, u32), Lot>,
+    pub wallets: NumMap<u64, WalletState>,
+    pub lots: NumMap<(u64, u32), Lot>,
     pub names: HashMap<(u64, NameKind, String), u32>,
-    pub holds: HashMap<(u64, u32), HoldRec>,
-    pub redemptions: HashMap<(u64, u32), RedemptionRec>,
-    pub slices: HashMap<(u64, Owner, u32), Slice>,
+    pub holds: NumMap<(u64, u32), HoldRec>,
+    pub redemptions: NumMap<(u64, u32), RedemptionRec>,
+    pub slices: NumMap<(u64, Owner, u32), Slice>,
     pub lifecycle: Vec<(u64, u32, LifecycleRec)>,
     pub cons_add: BTreeSet<ConsKey>,
-    pub cons_del: HashSet<ConsKey>,
+    pub cons_del: NumSet<ConsKey>,
     pub due_add: BTreeSet<DueKey>,
-    pub due_del: HashSet<DueKey>,
+    pub due_del: NumSet<DueKey>,
     pub events: Vec<Pending>,
 }
 
@@ -751,6 +794,17 @@ impl<'b> Tx<'b> {
         self.log(Undo::Card(card.to_string()));
         self.c.cards.insert(card.to_string(), w);
     }
+    /// The wallet's header for `apply` to change and hand back with [`Tx::put_wallet`]. Without an
+    /// undo log (replay) it is moved out of the overlay rather than cloned.
+    pub(crate) fn take_wallet(&mut self, no: u64) -> R<WalletState> {
+        if !self.undo_on
+            && let Some(ws) = self.c.wallets.remove(&no)
+        {
+            return Ok(ws);
+        }
+        self.wallet_req(no)
+    }
+
     pub(crate) fn put_wallet(&mut self, ws: WalletState) {
         let no = ws.number;
         let old = self.c.wallets.insert(no, ws);
@@ -877,7 +931,7 @@ enum Floor<K> {
     All,
 }
 
-type Floors<K> = RefCell<HashMap<(u64, u16), Floor<K>>>;
+type Floors<K> = RefCell<NumMap<(u64, u16), Floor<K>>>;
 
 /// The next key after `after` in `(lo, hi)`, merging the committed keys (minus the overlay's
 /// deletions) with the overlay's additions.
@@ -888,7 +942,7 @@ fn merged_next<K: Copy + Ord + std::hash::Hash>(
     after: Option<K>,
     (lo, hi): (K, K),
     add: &BTreeSet<K>,
-    del: &HashSet<K>,
+    del: &NumSet<K>,
     pred: fn(K) -> Option<K>,
     base_next: impl Fn(Option<K>, &dyn Fn(&K) -> bool) -> R<Option<K>>,
 ) -> R<Option<K>> {
@@ -976,7 +1030,11 @@ impl DueKey {
     }
 }
 
-fn restore<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>, k: K, old: Option<V>) {
+fn restore<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(
+    m: &mut HashMap<K, V, S>,
+    k: K,
+    old: Option<V>,
+) {
     match old {
         Some(v) => {
             m.insert(k, v);
@@ -995,7 +1053,11 @@ fn set_flag<K: Ord>(s: &mut BTreeSet<K>, k: K, on: bool) {
     }
 }
 
-fn set_flag_h<K: std::hash::Hash + Eq>(s: &mut HashSet<K>, k: K, on: bool) {
+fn set_flag_h<K: std::hash::Hash + Eq, S: std::hash::BuildHasher>(
+    s: &mut HashSet<K, S>,
+    k: K,
+    on: bool,
+) {
     if on {
         s.insert(k);
     } else {
