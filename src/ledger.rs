@@ -184,8 +184,42 @@ impl Ledger {
         path: impl AsRef<Path>,
         clock: Box<dyn Clock>,
     ) -> Result<Ledger, OpenError> {
-        let db = Database::create(path).map_err(|e| OpenError::Storage(e.into()))?;
-        Ledger::init(db, clock)
+        let path = path.as_ref();
+        if path.exists() {
+            return guard(|| {
+                let db = Database::create(path).map_err(|e| OpenError::Storage(e.into()))?;
+                Ledger::init(db, clock)
+            });
+        }
+        // A new ledger is created under a temporary name and renamed into place once its first
+        // commit is durable: a crash or I/O error during creation leaves no half-made file at
+        // `path` that would refuse to open later.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".creating-{}", std::process::id()));
+        let tmp = std::path::PathBuf::from(tmp);
+        let made = guard(|| {
+            let db = Database::create(&tmp).map_err(|e| OpenError::Storage(e.into()))?;
+            Ledger::init(db, clock)
+        });
+        let renamed = made.and_then(|l| {
+            std::fs::rename(&tmp, path).map_err(|e| {
+                OpenError::Storage(StorageError(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )))
+            })?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+                && let Ok(d) = std::fs::File::open(dir)
+            {
+                // Make the rename itself durable.
+                let _ = d.sync_all();
+            }
+            Ok(l)
+        });
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        renamed
     }
 
     /// Opens a ledger over any redb storage backend (in-memory, fault-injecting, …).
@@ -193,10 +227,12 @@ impl Ledger {
         backend: impl redb::StorageBackend,
         clock: Box<dyn Clock>,
     ) -> Result<Ledger, OpenError> {
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(|e| OpenError::Storage(e.into()))?;
-        Ledger::init(db, clock)
+        guard(|| {
+            let db = Database::builder()
+                .create_with_backend(backend)
+                .map_err(|e| OpenError::Storage(e.into()))?;
+            Ledger::init(db, clock)
+        })
     }
 
     /// A ledger held in memory only (tests, examples).
@@ -293,7 +329,7 @@ impl Ledger {
                 q.drain(..n).collect()
             };
             let answered = Answer(&jobs);
-            let results = self.commit_group(&jobs);
+            let results = guard(|| self.commit_group(&jobs));
             answered.fill(results);
         }
     }
@@ -382,9 +418,11 @@ impl Ledger {
 
     /// A consistent read view of the ledger at one moment.
     pub fn reader(&self) -> Result<Reader, StorageError> {
-        let txn = self.inner.db.begin_read()?;
-        let t = ReadTables::open(txn)?;
-        Ok(Reader { t, now: self.now() })
+        guard(|| {
+            let txn = self.inner.db.begin_read()?;
+            let t = ReadTables::open(txn)?;
+            Ok(Reader { t, now: self.now() })
+        })
     }
 
     /// The wallet's figures and profile as of `as_of` (default: now).
@@ -393,35 +431,41 @@ impl Ledger {
         wallet: Uuid,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<WalletSnapshot, ReadError> {
-        let r = self.reader()?;
-        let w = r
-            .wallet_number(wallet)?
-            .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
-        r.snapshot(w, as_of)
+        guard(|| {
+            let r = self.reader()?;
+            let w = r
+                .wallet_number(wallet)?
+                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
+            r.snapshot(w, as_of)
+        })
     }
 
     /// Every event of a wallet, in order.
     pub fn history(&self, wallet: Uuid) -> Result<Vec<HistoryEntry>, ReadError> {
-        let r = self.reader()?;
-        let w = r
-            .wallet_number(wallet)?
-            .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
-        Ok(r.events(w)?
-            .into_iter()
-            .map(|(seq, rec)| HistoryEntry {
-                seq,
-                position: rec.position,
-                at: Instant(rec.at),
-                event: rec.event,
-            })
-            .collect())
+        guard(|| {
+            let r = self.reader()?;
+            let w = r
+                .wallet_number(wallet)?
+                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
+            Ok(r.events(w)?
+                .into_iter()
+                .map(|(seq, rec)| HistoryEntry {
+                    seq,
+                    position: rec.position,
+                    at: Instant(rec.at),
+                    event: rec.event,
+                })
+                .collect())
+        })
     }
 
     /// Replays the whole log and compares it with the materialized state; see [`crate::verify`].
     pub fn verify(&self) -> Result<crate::verify::Report, StorageError> {
-        let txn = self.inner.db.begin_read()?;
-        let t = ReadTables::open(txn)?;
-        crate::verify::verify(&t)
+        guard(|| {
+            let txn = self.inner.db.begin_read()?;
+            let t = ReadTables::open(txn)?;
+            crate::verify::verify(&t)
+        })
     }
 
     /// Compacts the file (exclusive access needed: no other clone may be alive).
@@ -432,6 +476,25 @@ impl Ledger {
             .db
             .compact()
             .map_err(|e| StorageError(format!("compaction failed: {e}")))
+    }
+}
+
+/// Runs `f`, turning a panic into a `storage` error. redb trusts the lengths it finds in pages it
+/// reads (it checks page checksums only when repairing after a crash), so a damaged file can make
+/// it panic; an embedding process must get an error it can report, not an abort.
+fn guard<T, E: From<StorageError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(E::from(StorageError(format!(
+                "the ledger file is damaged (the storage engine failed: {why}); run `walletctl verify` and restore from a backup"
+            ))))
+        }
     }
 }
 
@@ -566,6 +629,10 @@ impl Reader {
 
     /// A stream's events with their sequence numbers, decoded (no checksum verification).
     pub fn events(&self, stream: u64) -> Result<Vec<(u64, EventRecord)>, StorageError> {
+        guard(|| self.events_inner(stream))
+    }
+
+    fn events_inner(&self, stream: u64) -> Result<Vec<(u64, EventRecord)>, StorageError> {
         let lo = crate::storage::codec::k_ww(stream, 0);
         let hi = crate::storage::codec::k_ww(stream, u64::MAX);
         let mut out = Vec::new();
@@ -585,6 +652,14 @@ impl Reader {
 
     /// Wallet `w` as of `as_of` (default: the reader's now).
     pub fn snapshot(
+        &self,
+        w: u64,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<WalletSnapshot, ReadError> {
+        guard(|| self.snapshot_inner(w, as_of))
+    }
+
+    fn snapshot_inner(
         &self,
         w: u64,
         as_of: Option<DateTime<Utc>>,
@@ -611,6 +686,14 @@ impl Reader {
     /// Wallet `w` as of `as_of`, always by replaying its stream from the first event, never from
     /// the materialized state. `verify` and the property tests compare it with [`Reader::snapshot`].
     pub fn snapshot_replayed(
+        &self,
+        w: u64,
+        as_of: DateTime<Utc>,
+    ) -> Result<WalletSnapshot, ReadError> {
+        guard(|| self.snapshot_replayed_inner(w, as_of))
+    }
+
+    fn snapshot_replayed_inner(
         &self,
         w: u64,
         as_of: DateTime<Utc>,
@@ -647,7 +730,7 @@ impl Reader {
                 break;
             }
             apply(&mut tx, w, rec.at, &rec.event)?;
-            }
+        }
         advance(&mut tx, w, at, false)?;
         let ws = tx.wallet_req(w)?;
         Ok(WalletSnapshot::build(ws, lifecycle, at))
