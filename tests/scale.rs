@@ -68,7 +68,11 @@ fn one_command_redeems_and_refunds_100k_lots_with_bounded_records() {
     let last = h.last().unwrap();
     assert!(matches!(last.event, Event::Redeemed { .. }));
     let (bytes, _) = encode_event(&[0; 16], 1, last.seq, last.position, last.at.0, &last.event);
-    assert!(bytes.len() < 100, "redemption record is {} bytes", bytes.len());
+    assert!(
+        bytes.len() < 100,
+        "redemption record is {} bytes",
+        bytes.len()
+    );
 
     // A later redemption does not walk the spent lots: the consumable index is empty.
     let e = l
