@@ -1,0 +1,556 @@
+//! On-disk format stability: the event records of format version 1, as committed in
+//! `tests/fixtures/`, must keep decoding to the same events, and the encoder must keep producing
+//! the same bytes. A change of the record layout, of bincode's configuration, of an `Event`
+//! variant's fields or order, or of the checksum chain fails here and cannot pass unnoticed.
+//!
+//! Fixtures (see `tests/fixtures/README.md`):
+//! - `events_v1.jsonl`: the script that made them, covering every `Event` variant;
+//! - `events_v1.hex`: every stored event record, one per line: `stream seq hex-bytes`;
+//! - `ledger_v1.redb`: the whole ledger file (compacted), to check a v1 file still opens,
+//!   verifies and shows the same figures.
+//!
+//! The fixtures were written once by `write_v1_fixtures` (ignored; it refuses to overwrite).
+//! The tests below never regenerate them: they compare the committed bytes with values written
+//! out by hand in this file.
+
+mod common;
+
+use common::*;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use wallet_ledger::domain::event::{Event, OpenedPocket};
+use wallet_ledger::model::*;
+use wallet_ledger::storage::codec;
+use wallet_ledger::{FixedClock, Ledger};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// `2026-01-01T00:00:00Z` plus `days` days and `hours` hours, in nanoseconds.
+fn t(days: i64, hours: i64) -> i64 {
+    (1_767_225_600 + days * 86_400 + hours * 3_600) * 1_000_000_000
+}
+
+fn uuid(s: &str) -> [u8; 16] {
+    *uuid::Uuid::parse_str(s).unwrap().as_bytes()
+}
+
+const W: &str = "550e8400-e29b-41d4-a716-446655440000";
+const V: &str = "550e8400-e29b-41d4-a716-446655440001";
+const H: &str = "37b08803-c1af-4e10-849f-530264bac7f8";
+
+/// Ids the ledger derives deterministically (pocket UUIDs, lifecycle event ids), as v1 stored them.
+struct Derived {
+    w_pockets: [[u8; 16]; 2],
+    w_create: [u8; 16],
+    w_freeze: [u8; 16],
+    w_unfreeze: [u8; 16],
+    v_pockets: [[u8; 16]; 2],
+    v_create: [u8; 16],
+    v_delete: [u8; 16],
+}
+
+fn derived() -> Derived {
+    let u = |s| uuid(s);
+    Derived {
+        w_pockets: [
+            u("d614a81e-ce7f-4717-9fff-f4d83b96cc25"),
+            u("3079fb48-eebb-4eff-a1f6-7567992b6347"),
+        ],
+        w_create: u("284096ad-aa2f-42e0-a7d2-05bc3f0547d3"),
+        w_freeze: u("fb4dea05-d6dd-4517-ac70-12d17514d229"),
+        w_unfreeze: u("500c9cd7-fe53-41e5-a70d-7c698424d377"),
+        v_pockets: [
+            u("6e36dc19-ac3c-4a40-a71b-be249b13e72a"),
+            u("5b46b30e-3f52-4ac5-9be6-3085147eefa6"),
+        ],
+        v_create: u("9d3399b3-846d-4176-895e-347b72a62ff0"),
+        v_delete: u("5a5772a9-4c06-4fa5-a9a9-af3913f810a3"),
+    }
+}
+
+fn program() -> Program {
+    Program {
+        program: 1020,
+        name: "Rewards".into(),
+        unit: "Promo Coins".into(),
+        order: Order::EarliestExpiry,
+        pockets: vec![
+            PocketTemplate {
+                pocket: "main".into(),
+                name: "Main".into(),
+                kind: "GIFT_PPI".into(),
+                asset: "USD".into(),
+                scale: 2,
+            },
+            PocketTemplate {
+                pocket: "pts".into(),
+                name: "Points".into(),
+                kind: "POINTS".into(),
+                asset: "PTS".into(),
+                scale: 0,
+            },
+        ],
+    }
+}
+
+fn opened(pockets: [[u8; 16]; 2], first_number: u64) -> Vec<OpenedPocket> {
+    program()
+        .pockets
+        .into_iter()
+        .zip(pockets)
+        .enumerate()
+        .map(|(i, (template, uuid))| OpenedPocket {
+            template,
+            number: first_number + i as u64,
+            uuid,
+        })
+        .collect()
+}
+
+/// Every record of the fixture, written out by hand: (stream, seq, position, at, event).
+fn expected() -> Vec<(u64, u64, u64, i64, Event)> {
+    let d = derived();
+    let mut v = vec![
+        (0, 1, 1, t(0, 0), Event::ProgramDefined(program())),
+        (
+            0,
+            2,
+            2,
+            t(0, 0),
+            Event::HolderRegistered(Holder {
+                holder: uuid(H),
+                identity: Some("krishna123".into()),
+                email: Some("Krishna@Example.com".into()),
+            }),
+        ),
+    ];
+    let w: Vec<(u64, i64, Event)> = vec![
+        (
+            3,
+            t(0, 0),
+            Event::WalletOpened {
+                wallet: uuid(W),
+                number: 1,
+                holder: uuid(H),
+                program: 1020,
+                name: "Main wallet".into(),
+                external_id: Some("ext-1".into()),
+                order: Order::EarliestExpiry,
+                pockets: opened(d.w_pockets, 1),
+                event_id: d.w_create,
+            },
+        ),
+        (
+            4,
+            t(0, 0),
+            Event::Credited {
+                pocket: 0,
+                lot: 1,
+                id: "A".into(),
+                units: 10_000,
+                activates_at: t(0, 0),
+                expires_at: Some(t(59, 0)),
+            },
+        ),
+        (
+            5,
+            t(0, 0),
+            Event::Credited {
+                pocket: 0,
+                lot: 2,
+                id: "B".into(),
+                units: 5_000,
+                activates_at: t(0, 0),
+                expires_at: None,
+            },
+        ),
+        (
+            6,
+            t(0, 0),
+            Event::Credited {
+                pocket: 0,
+                lot: 3,
+                id: "C".into(),
+                units: 2_000,
+                activates_at: t(31, 0),
+                expires_at: None,
+            },
+        ),
+        (
+            7,
+            t(1, 0),
+            Event::Credited {
+                pocket: 1,
+                lot: 4,
+                id: "D".into(),
+                units: 7,
+                activates_at: t(40, 0),
+                expires_at: None,
+            },
+        ),
+        (
+            8,
+            t(2, 0),
+            Event::Activated {
+                lot: 4,
+                early: true,
+            },
+        ),
+        (
+            9,
+            t(9, 0),
+            Event::Redeemed {
+                pocket: 0,
+                redemption: 1,
+                id: "R1".into(),
+                units: 3_000,
+            },
+        ),
+        (
+            10,
+            t(19, 0),
+            Event::Held {
+                pocket: 0,
+                hold: 1,
+                id: "H1".into(),
+                units: 8_000,
+                expires_at: None,
+            },
+        ),
+        (
+            11,
+            t(19, 0),
+            Event::Held {
+                pocket: 0,
+                hold: 2,
+                id: "H2".into(),
+                units: 550,
+                expires_at: Some(t(24, 0)),
+            },
+        ),
+        // Recorded by the capture on Jan 26, at the instant it was due.
+        (
+            12,
+            t(24, 0),
+            Event::Released {
+                hold: 2,
+                timed_out: true,
+            },
+        ),
+        (
+            13,
+            t(25, 0),
+            Event::Captured {
+                hold: 1,
+                redemption: 2,
+                id: "C1".into(),
+                units: 4_000,
+            },
+        ),
+        (
+            14,
+            t(26, 0),
+            Event::Refunded {
+                redemption: 2,
+                units: 1_025,
+            },
+        ),
+        (15, t(27, 0), Event::Reversed { lot: 2, units: 500 }),
+        (
+            16,
+            t(28, 0),
+            Event::Forfeited {
+                pocket: 0,
+                units: 100,
+            },
+        ),
+        (
+            17,
+            t(31, 0),
+            Event::Activated {
+                lot: 3,
+                early: false,
+            },
+        ),
+        (
+            18,
+            t(33, 0),
+            Event::Lifecycle {
+                action: LifecycleAction::Freeze,
+                reason: Some("KYC review".into()),
+                event_id: d.w_freeze,
+            },
+        ),
+        (
+            19,
+            t(34, 0),
+            Event::Lifecycle {
+                action: LifecycleAction::Unfreeze,
+                reason: None,
+                event_id: d.w_unfreeze,
+            },
+        ),
+        (
+            20,
+            t(35, 0),
+            Event::PaymentMethodLinked(PaymentMethod {
+                account_name: "Krishna".into(),
+                account_number: "0123456789".into(),
+                account_type: "savings".into(),
+                address: Some("1 Main St".into()),
+                bank_address: None,
+                bank_code: "021000021".into(),
+                bank_name: "Bank".into(),
+            }),
+        ),
+        (
+            21,
+            t(36, 0),
+            Event::CardIssued(Card {
+                card: "card-1".into(),
+                masked_pan: Some("4111********1111".into()),
+                status: Some("ACTIVE".into()),
+            }),
+        ),
+        (
+            22,
+            t(37, 0),
+            Event::Held {
+                pocket: 0,
+                hold: 3,
+                id: "H3".into(),
+                units: 200,
+                expires_at: None,
+            },
+        ),
+        (
+            23,
+            t(38, 0),
+            Event::Released {
+                hold: 3,
+                timed_out: false,
+            },
+        ),
+        // The sweep of Mar 2 records lot A's expiry at Mar 1.
+        (24, t(59, 0), Event::Expired { lot: 1 }),
+    ];
+    for (i, (pos, at, ev)) in w.into_iter().enumerate() {
+        v.push((1, i as u64 + 1, pos, at, ev));
+    }
+    v.push((
+        2,
+        1,
+        25,
+        t(61, 0),
+        Event::WalletOpened {
+            wallet: uuid(V),
+            number: 2,
+            holder: uuid(H),
+            program: 1020,
+            name: "Rewards".into(),
+            external_id: None,
+            order: Order::EarliestExpiry,
+            pockets: opened(d.v_pockets, 3),
+            event_id: d.v_create,
+        },
+    ));
+    v.push((
+        2,
+        2,
+        26,
+        t(62, 0),
+        Event::Lifecycle {
+            action: LifecycleAction::Delete,
+            reason: Some("unused".into()),
+            event_id: d.v_delete,
+        },
+    ));
+    v
+}
+
+/// The fixture's records: (stream, seq, bytes).
+fn records() -> Vec<(u64, u64, Vec<u8>)> {
+    let text = std::fs::read_to_string(fixture("events_v1.hex")).expect("events_v1.hex");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let stream = f.next().unwrap().parse().unwrap();
+            let seq = f.next().unwrap().parse().unwrap();
+            (stream, seq, unhex(f.next().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn v1_records_decode_to_the_same_events() {
+    let recs = records();
+    let want = expected();
+    assert_eq!(recs.len(), want.len(), "number of records in the fixture");
+    for ((stream, seq, bytes), (ws, wq, wpos, wat, wev)) in recs.iter().zip(&want) {
+        let what = format!("stream {stream} event {seq}");
+        assert_eq!((stream, seq), (ws, wq), "{what}: order of the fixture");
+        let (rec, _) = codec::decode_event(&what, bytes)
+            .unwrap_or_else(|e| panic!("{what}: a v1 record no longer decodes: {e}"));
+        assert_eq!(rec.version, 1, "{what}");
+        assert_eq!(rec.position, *wpos, "{what}: position");
+        assert_eq!(rec.at, *wat, "{what}: at");
+        assert_eq!(&rec.event, wev, "{what}: event");
+    }
+    // Every variant of `Event` is covered.
+    let mut names: Vec<&str> = want.iter().map(|w| w.4.name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 16, "variants covered: {names:?}");
+}
+
+/// The v1 layout, checked byte by byte without the codec: `[1][position BE][at BE][checksum]
+/// [payload]`, the checksum being the first 16 bytes of SHA-256 over the previous checksum of the
+/// stream (zeros first), stream BE, seq BE, position BE, at BE and the payload.
+#[test]
+fn v1_record_layout_and_checksum_chain() {
+    let mut prev: std::collections::HashMap<u64, [u8; 16]> = Default::default();
+    for (stream, seq, bytes) in records() {
+        assert_eq!(bytes[0], 1, "version byte");
+        let pos = u64::from_be_bytes(bytes[1..9].try_into().unwrap());
+        let at = i64::from_be_bytes(bytes[9..17].try_into().unwrap());
+        let sum: [u8; 16] = bytes[17..33].try_into().unwrap();
+        let p = prev.get(&stream).copied().unwrap_or([0; 16]);
+        let mut h = Sha256::new();
+        h.update(p);
+        h.update(stream.to_be_bytes());
+        h.update(seq.to_be_bytes());
+        h.update(pos.to_be_bytes());
+        h.update(at.to_be_bytes());
+        h.update(&bytes[33..]);
+        let d = h.finalize();
+        assert_eq!(
+            &d[..16],
+            &sum,
+            "stream {stream} event {seq}: checksum chain"
+        );
+        prev.insert(stream, sum);
+    }
+}
+
+/// The encoder still writes v1: the hand-written events, encoded now, are the fixture's bytes.
+#[test]
+fn encoding_the_events_gives_the_v1_bytes() {
+    let mut prev: std::collections::HashMap<u64, [u8; 16]> = Default::default();
+    for ((stream, seq, bytes), (_, _, pos, at, ev)) in records().iter().zip(expected()) {
+        let p = prev.get(stream).copied().unwrap_or([0; 16]);
+        let (out, sum) = codec::encode_event(&p, *stream, *seq, pos, at, &ev);
+        assert_eq!(
+            hex(&out),
+            hex(bytes),
+            "stream {stream} event {seq} ({}) encodes differently from v1",
+            ev.name()
+        );
+        prev.insert(*stream, sum);
+    }
+}
+
+/// A whole v1 ledger file still opens, verifies, and shows the same figures and history.
+#[test]
+fn the_v1_ledger_file_opens_verifies_and_shows_the_same_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger_v1.redb");
+    std::fs::copy(fixture("ledger_v1.redb"), &path).unwrap();
+    let clock = FixedClock("2026-03-10T00:00:00Z".parse().unwrap());
+    let l = Ledger::open_with_clock(&path, Box::new(clock)).expect("a v1 file opens");
+    assert_verified(&l, "the v1 ledger file");
+    let snap = l.snapshot(W.parse().unwrap(), None).unwrap();
+    let f = |i: usize| {
+        let p = &snap.pockets[i];
+        let x = p.figures;
+        [
+            x.promised,
+            x.credited,
+            x.redeemed,
+            x.expired,
+            x.balance(),
+            x.on_hold,
+            x.available(),
+        ]
+        .map(|u| format_units(u, p.scale))
+    };
+    // main (see tests/fixtures/README.md for the arithmetic): credited A 100 + B 50 − 5 + C 20;
+    // redeemed R1 30 + C1 40 − 10.25 refunded; expired 1 forfeited + A's 39.25 left on Mar 1.
+    assert_eq!(f(0), EXPECTED_MAIN.map(String::from), "main pocket figures");
+    assert_eq!(f(1), ["0", "7", "0", "0", "7", "0", "7"].map(String::from));
+    assert_eq!(snap.status, Status::Active);
+    let closed = l.snapshot(V.parse().unwrap(), None).unwrap();
+    assert_eq!(closed.status, Status::Closed);
+    // The history read from the file is the fixture's, event for event.
+    let want = expected();
+    for (uuid, stream) in [(W, 1u64), (V, 2)] {
+        let h = l.history(uuid.parse().unwrap()).unwrap();
+        let w: Vec<_> = want.iter().filter(|e| e.0 == stream).collect();
+        assert_eq!(h.len(), w.len());
+        for (got, (_, seq, pos, at, ev)) in h.iter().zip(w) {
+            assert_eq!(
+                (got.seq, got.position, got.at.0, &got.event),
+                (*seq, *pos, *at, ev)
+            );
+        }
+    }
+}
+
+/// Figures of the main pocket on 2026-03-10: promised, credited, redeemed, expired, balance,
+/// on_hold, available (worked out by hand in `tests/fixtures/README.md`).
+const EXPECTED_MAIN: [&str; 7] = ["0", "165", "59.75", "40.25", "65", "0", "65"];
+
+/// Writes the fixtures from `events_v1.jsonl`. Run once, by hand:
+/// `WALLET_LEDGER_WRITE_FIXTURES=1 cargo test --release --test format_v1 -- --ignored`.
+/// It refuses to overwrite: the committed fixtures are the format's reference.
+#[test]
+#[ignore = "writes the v1 fixtures; run by hand once"]
+fn write_v1_fixtures() {
+    if std::env::var("WALLET_LEDGER_WRITE_FIXTURES").as_deref() != Ok("1") {
+        return;
+    }
+    let hex_path = fixture("events_v1.hex");
+    let db_path = fixture("ledger_v1.redb");
+    assert!(
+        !hex_path.exists() && !db_path.exists(),
+        "the v1 fixtures exist; they are never rewritten"
+    );
+    let script = std::fs::read_to_string(fixture("events_v1.jsonl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.redb");
+    {
+        let clock = FixedClock("2026-03-10T00:00:00Z".parse().unwrap());
+        let l = Ledger::open_with_clock(&path, Box::new(clock)).unwrap();
+        for line in script.lines() {
+            l.execute_line(line).unwrap();
+        }
+        l.compact().unwrap();
+    }
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let t = txn
+        .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("events"))
+        .unwrap();
+    let mut out = String::from(
+        "# Event records of format v1, written once from events_v1.jsonl: stream seq bytes(hex)\n",
+    );
+    for r in redb::ReadableTable::iter(&t).unwrap() {
+        let (k, v) = r.unwrap();
+        let k = k.value();
+        out.push_str(&format!(
+            "{} {} {}\n",
+            u64::from_be_bytes(k[..8].try_into().unwrap()),
+            u64::from_be_bytes(k[8..].try_into().unwrap()),
+            hex(v.value())
+        ));
+    }
+    drop(t);
+    drop(txn);
+    drop(db);
+    std::fs::write(&hex_path, out).unwrap();
+    std::fs::copy(&path, &db_path).unwrap();
+}
