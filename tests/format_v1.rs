@@ -6,7 +6,7 @@
 //! Fixtures (see `tests/fixtures/README.md`):
 //! - `events_v1.jsonl`: the script that made them, covering every `Event` variant;
 //! - `events_v1.hex`: every stored event record, one per line: `stream seq hex-bytes`;
-//! - `ledger_v1.redb`: the whole ledger file (compacted), to check a v1 file still opens,
+//! - `ledger_v1.ledger`: the whole ledger file (compacted), to check a v1 file still opens,
 //!   verifies and shows the same figures.
 //!
 //! The fixtures were written once by `write_v1_fixtures` (ignored; it refuses to overwrite).
@@ -458,8 +458,8 @@ fn encoding_the_events_gives_the_v1_bytes() {
 #[test]
 fn the_v1_ledger_file_opens_verifies_and_shows_the_same_figures() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger_v1.redb");
-    std::fs::copy(fixture("ledger_v1.redb"), &path).unwrap();
+    let path = dir.path().join("ledger_v1.ledger");
+    std::fs::copy(fixture("ledger_v1.ledger"), &path).unwrap();
     let clock = FixedClock("2026-03-10T00:00:00Z".parse().unwrap());
     let l = Ledger::open_with_clock(&path, Box::new(clock)).expect("a v1 file opens");
     assert_verified(&l, "the v1 ledger file");
@@ -514,7 +514,7 @@ fn write_v1_fixtures() {
         return;
     }
     let hex_path = fixture("events_v1.hex");
-    let db_path = fixture("ledger_v1.redb");
+    let db_path = fixture("ledger_v1.ledger");
     assert!(
         !hex_path.exists() && !db_path.exists(),
         "the v1 fixtures exist; they are never rewritten"
