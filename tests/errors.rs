@@ -1284,3 +1284,677 @@ fn omitted_amounts_resolving_to_zero_fail_as_exceeding() {
         &["P"],
     );
 }
+
+// ---- 3. time rules (§4.1, §4.4), frozen wallets (§3), batch index ------------------------------
+
+#[test]
+fn value_that_expires_at_e_cannot_be_spent_at_e() {
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"100","lot":"L1","expires_at":"2026-02-01T00:00:00Z"}"#,
+    );
+    let just_before = "2026-01-31T23:59:59.999999999Z";
+    assert_figures(
+        &l,
+        W,
+        "main",
+        just_before,
+        &[("balance", "100"), ("expired", "0"), ("available", "100")],
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-02-01T00:00:00Z",
+        &[("balance", "0"), ("expired", "100"), ("credited", "100")],
+    );
+    for op in ["redeem", "hold", "expire"] {
+        fails(
+            &l,
+            &format!(
+                r#"{{"op":"{op}","at":"2026-02-01T00:00:00Z","wallet":"$W","amount":"0.01"}}"#
+            ),
+            ErrorCode::InsufficientFunds,
+            &["0.01"],
+        );
+    }
+    fails(
+        &l,
+        r#"{"op":"reverse_credit","at":"2026-02-01T00:00:00Z","wallet":"$W","lot":"L1"}"#,
+        ErrorCode::InsufficientFunds,
+        &["L1"],
+    );
+    // One nanosecond earlier all of it can be spent.
+    let r = ok(
+        &l,
+        &format!(r#"{{"op":"redeem","at":"{just_before}","wallet":"$W","amount":"100"}}"#),
+    );
+    assert_eq!(r.events, 1);
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-03-01T00:00:00Z",
+        &[("redeemed", "100"), ("expired", "0"), ("balance", "0")],
+    );
+}
+
+#[test]
+fn value_that_activates_at_a_can_be_spent_at_a() {
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"50","lot":"P","activates_at":"2026-02-01T00:00:00Z"}"#,
+    );
+    let just_before = "2026-01-31T23:59:59.999999999Z";
+    assert_figures(
+        &l,
+        W,
+        "main",
+        just_before,
+        &[
+            ("promised", "50"),
+            ("credited", "0"),
+            ("total", "50"),
+            ("pending", "50"),
+            ("available", "0"),
+        ],
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-02-01T00:00:00Z",
+        &[("promised", "0"), ("credited", "50"), ("available", "50")],
+    );
+    fails(
+        &l,
+        &format!(r#"{{"op":"redeem","at":"{just_before}","wallet":"$W","amount":"0.01"}}"#),
+        ErrorCode::InsufficientFunds,
+        &["0.01"],
+    );
+    // Until A it can be activated early; at A it is no longer promised.
+    fails(
+        &l,
+        r#"{"op":"activate","at":"2026-02-01T00:00:00Z","wallet":"$W","lot":"P"}"#,
+        ErrorCode::LotNotPromised,
+        &["P"],
+    );
+    let r = ok(
+        &l,
+        r#"{"op":"redeem","at":"2026-02-01T00:00:00Z","wallet":"$W","amount":"50"}"#,
+    );
+    assert_eq!(
+        r.events, 2,
+        "the activation due at A is recorded before the redemption"
+    );
+    let h = l.history(W.parse().unwrap()).unwrap();
+    let names: Vec<&str> = h.iter().map(|e| e.event.name()).collect();
+    assert_eq!(names[names.len() - 2..], ["activated", "redeemed"]);
+}
+
+#[test]
+fn early_activation_makes_value_spendable_at_once() {
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"50","lot":"P","activates_at":"2026-02-01T00:00:00Z","expires_at":"2026-03-01T00:00:00Z"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"activate","at":"2026-01-10T00:00:00Z","wallet":"$W","lot":"P"}"#,
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-01-09T00:00:00Z",
+        &[("promised", "50"), ("credited", "0")],
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-01-10T00:00:00Z",
+        &[("promised", "0"), ("credited", "50")],
+    );
+    ok(
+        &l,
+        r#"{"op":"redeem","at":"2026-01-10T00:00:00Z","wallet":"$W","amount":"20"}"#,
+    );
+    // It still expires when it said it would.
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-03-01T00:00:00Z",
+        &[("expired", "30"), ("balance", "0")],
+    );
+}
+
+#[test]
+fn capture_at_the_holds_expiry_fails_hold_closed() {
+    let setup = |l: &Ledger| {
+        ok(
+            l,
+            r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"100"}"#,
+        );
+        ok(
+            l,
+            r#"{"op":"hold","at":"2026-01-03T00:00:00Z","wallet":"$W","amount":"40","hold":"H1","expires_at":"2026-01-10T00:00:00Z"}"#,
+        );
+    };
+    let l = base();
+    setup(&l);
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-01-09T23:59:59.999999999Z",
+        &[("on_hold", "40"), ("available", "60")],
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-01-10T00:00:00Z",
+        &[("on_hold", "0"), ("available", "100")],
+    );
+    fails(
+        &l,
+        r#"{"op":"capture","at":"2026-01-10T00:00:00Z","wallet":"$W","hold":"H1"}"#,
+        ErrorCode::HoldClosed,
+        &["H1"],
+    );
+    fails(
+        &l,
+        r#"{"op":"release","at":"2026-01-10T00:00:00Z","wallet":"$W","hold":"H1"}"#,
+        ErrorCode::HoldClosed,
+        &["H1"],
+    );
+    // The time-out is recorded by the next command (or a sweep), at X, marked as a time-out.
+    ok(
+        &l,
+        r#"{"op":"link_payment_method","at":"2026-01-11T00:00:00Z","wallet":"$W","method":{"account_name":"A","account_number":"0123456789","account_type":"savings","bank_code":"058","bank_name":"B"}}"#,
+    );
+    let h = wallet_ledger::render::history(&l.history(W.parse().unwrap()).unwrap());
+    let released: Vec<_> = h.iter().filter(|e| e["event"] == "released").collect();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0]["timed_out"], true);
+    assert_eq!(released[0]["at"], "2026-01-10T00:00:00Z");
+    // One nanosecond before X the capture succeeds.
+    let l = base();
+    setup(&l);
+    ok(
+        &l,
+        r#"{"op":"capture","at":"2026-01-09T23:59:59.999999999Z","wallet":"$W","hold":"H1","amount":"15"}"#,
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-01-10T00:00:00Z",
+        &[("redeemed", "15"), ("on_hold", "0"), ("available", "85")],
+    );
+    // A captured hold does not time out again.
+    fails(
+        &l,
+        r#"{"op":"release","at":"2026-01-11T00:00:00Z","wallet":"$W","hold":"H1"}"#,
+        ErrorCode::HoldClosed,
+        &["H1"],
+    );
+}
+
+#[test]
+fn refunds_into_expired_lots_expire_at_once() {
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"100","lot":"A","expires_at":"2026-02-01T00:00:00Z"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"redeem","at":"2026-01-10T00:00:00Z","wallet":"$W","amount":"30","redemption":"R1"}"#,
+    );
+    // Before A expires a refund makes value free again…
+    ok(
+        &l,
+        r#"{"op":"refund","at":"2026-01-20T00:00:00Z","wallet":"$W","redemption":"R1","amount":"10"}"#,
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-01-20T00:00:00Z",
+        &[("redeemed", "20"), ("balance", "80"), ("expired", "0")],
+    );
+    // …which then expires with the lot.
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-02-01T00:00:00Z",
+        &[("redeemed", "20"), ("balance", "0"), ("expired", "80")],
+    );
+    // After it expired, refunded value is expired at once: redeemed falls, expired rises.
+    ok(
+        &l,
+        r#"{"op":"refund","at":"2026-02-05T00:00:00Z","wallet":"$W","redemption":"R1","amount":"5"}"#,
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-02-05T00:00:00Z",
+        &[
+            ("credited", "100"),
+            ("redeemed", "15"),
+            ("expired", "85"),
+            ("balance", "0"),
+            ("available", "0"),
+        ],
+    );
+    // Exactly at the lot's expiry counts as expired too.
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"100","lot":"A","expires_at":"2026-02-01T00:00:00Z"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"redeem","at":"2026-01-10T00:00:00Z","wallet":"$W","amount":"100","redemption":"R1"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"refund","at":"2026-02-01T00:00:00Z","wallet":"$W","redemption":"R1"}"#,
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-02-01T00:00:00Z",
+        &[("redeemed", "0"), ("expired", "100"), ("balance", "0")],
+    );
+    assert!(l.verify().unwrap().ok());
+}
+
+#[test]
+fn refunds_restore_the_last_consumed_lot_first() {
+    let l = base();
+    // earliest_expiry: a redemption of 80 takes A's 50 (expiring), then B's 30 (no expiry).
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"50","lot":"B"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"50","lot":"A","expires_at":"2026-02-01T00:00:00Z"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"redeem","at":"2026-01-03T00:00:00Z","wallet":"$W","amount":"80","redemption":"R1"}"#,
+    );
+    // After A expired, refunding 30 restores B's allocation: nothing expires.
+    ok(
+        &l,
+        r#"{"op":"refund","at":"2026-02-02T00:00:00Z","wallet":"$W","redemption":"R1","amount":"30"}"#,
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-02-02T00:00:00Z",
+        &[("redeemed", "50"), ("expired", "0"), ("balance", "50")],
+    );
+    // The next 20 come from A's allocation, and expire at once.
+    ok(
+        &l,
+        r#"{"op":"refund","at":"2026-02-02T00:00:00Z","wallet":"$W","redemption":"R1","amount":"20"}"#,
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-02-02T00:00:00Z",
+        &[("redeemed", "30"), ("expired", "20"), ("balance", "50")],
+    );
+    // B's 20 free, A fully spent or expired: spend exactly B's 50.
+    fails(
+        &l,
+        r#"{"op":"redeem","at":"2026-02-02T00:00:00Z","wallet":"$W","amount":"50.01"}"#,
+        ErrorCode::InsufficientFunds,
+        &["50.01"],
+    );
+    ok(
+        &l,
+        r#"{"op":"reverse_credit","at":"2026-02-02T00:00:00Z","wallet":"$W","lot":"B","amount":"50"}"#,
+    );
+}
+
+#[test]
+fn release_of_held_value_after_its_lot_expired() {
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-01T00:00:00Z","wallet":"$W","amount":"100","lot":"A","expires_at":"2026-03-01T00:00:00Z"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-01T00:00:00Z","wallet":"$W","amount":"50","lot":"B"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"redeem","at":"2026-01-10T00:00:00Z","wallet":"$W","amount":"30","redemption":"R1"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"hold","at":"2026-01-20T00:00:00Z","wallet":"$W","amount":"80","hold":"H1"}"#,
+    );
+    // Held value does not expire while held: on Mar 2 A's 70 is still in the balance.
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-03-02T00:00:00Z",
+        &[
+            ("credited", "150"),
+            ("expired", "0"),
+            ("balance", "120"),
+            ("on_hold", "80"),
+            ("available", "40"),
+        ],
+    );
+    ok(
+        &l,
+        r#"{"op":"release","at":"2026-03-03T00:00:00Z","wallet":"$W","hold":"H1"}"#,
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-03-03T00:00:00Z",
+        &[
+            ("credited", "150"),
+            ("redeemed", "30"),
+            ("expired", "70"),
+            ("balance", "50"),
+            ("on_hold", "0"),
+            ("available", "50"),
+        ],
+    );
+    // Released exactly at A's expiry, A's slice expires too; and a time-out after the expiry
+    // does the same.
+    for release in [
+        r#"{"op":"release","at":"2026-03-01T00:00:00Z","wallet":"$W","hold":"H1"}"#,
+        r#"{"op":"sweep","at":"2026-03-05T00:00:00Z"}"#,
+    ] {
+        let l = base();
+        ok(
+            &l,
+            r#"{"op":"credit","at":"2026-01-01T00:00:00Z","wallet":"$W","amount":"100","lot":"A","expires_at":"2026-03-01T00:00:00Z"}"#,
+        );
+        ok(
+            &l,
+            r#"{"op":"credit","at":"2026-01-01T00:00:00Z","wallet":"$W","amount":"50","lot":"B"}"#,
+        );
+        ok(
+            &l,
+            r#"{"op":"hold","at":"2026-01-20T00:00:00Z","wallet":"$W","amount":"120","hold":"H1","expires_at":"2026-03-05T00:00:00Z"}"#,
+        );
+        ok(&l, release);
+        assert_figures(
+            &l,
+            W,
+            "main",
+            "2026-03-05T00:00:00Z",
+            &[("expired", "100"), ("balance", "50"), ("on_hold", "0")],
+        );
+        assert!(l.verify().unwrap().ok());
+    }
+}
+
+#[test]
+fn a_partial_capture_releases_the_rest() {
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-01T00:00:00Z","wallet":"$W","amount":"100"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"hold","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"80","hold":"H1"}"#,
+    );
+    let r = ok(
+        &l,
+        r#"{"op":"capture","at":"2026-01-03T00:00:00Z","wallet":"$W","hold":"H1","amount":"25.5"}"#,
+    );
+    assert_eq!(
+        r.redemption.as_deref(),
+        Some("H1"),
+        "the redemption defaults to the hold id"
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-01-03T00:00:00Z",
+        &[
+            ("redeemed", "25.5"),
+            ("on_hold", "0"),
+            ("balance", "74.5"),
+            ("available", "74.5"),
+        ],
+    );
+    // The capture is a redemption: refundable under the hold's id.
+    ok(
+        &l,
+        r#"{"op":"refund","at":"2026-01-04T00:00:00Z","wallet":"$W","redemption":"H1","amount":"0.5"}"#,
+    );
+    fails(
+        &l,
+        r#"{"op":"refund","at":"2026-01-04T00:00:00Z","wallet":"$W","redemption":"H1","amount":"25.01"}"#,
+        ErrorCode::RefundExceedsRedemption,
+        &["H1", "25"],
+    );
+}
+
+#[test]
+fn a_frozen_wallet_refuses_value_moves_and_accepts_the_rest() {
+    let l = base();
+    for s in [
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"100","lot":"L1","expires_at":"2026-01-25T00:00:00Z"}"#,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"20","lot":"P1","activates_at":"2026-02-01T00:00:00Z"}"#,
+        r#"{"op":"redeem","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"30","redemption":"R1"}"#,
+        r#"{"op":"hold","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"20","hold":"H1"}"#,
+        r#"{"op":"hold","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"10","hold":"H2","expires_at":"2026-01-20T00:00:00Z"}"#,
+        r#"{"op":"freeze","at":"2026-01-03T00:00:00Z","wallet":"$W","reason":"kyc"}"#,
+    ] {
+        ok(&l, s);
+    }
+    for (op, rest) in [
+        ("credit", r#""amount":"1""#),
+        ("activate", r#""lot":"P1""#),
+        ("reverse_credit", r#""lot":"L1""#),
+        ("redeem", r#""amount":"1""#),
+        ("refund", r#""redemption":"R1""#),
+        ("expire", r#""amount":"1""#),
+        ("hold", r#""amount":"1""#),
+        ("capture", r#""hold":"H1""#),
+    ] {
+        let e = fails(
+            &l,
+            &format!(r#"{{"op":"{op}","at":"2026-01-04T00:00:00Z","wallet":"$W",{rest}}}"#),
+            ErrorCode::WalletFrozen,
+            &["$W"],
+        );
+        assert_eq!(e.index, None);
+    }
+    // Time still passes: H2 times out on Jan 20, L1's free value expires on Jan 25, P1 activates
+    // on Feb 1, all while frozen.
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-02-01T00:00:00Z",
+        &[
+            ("on_hold", "20"),
+            ("expired", "50"),
+            ("promised", "0"),
+            ("credited", "120"),
+            ("balance", "40"),
+            ("available", "20"),
+        ],
+    );
+    for s in [
+        r#"{"op":"release","at":"2026-01-04T00:00:00Z","wallet":"$W","hold":"H1"}"#,
+        r#"{"op":"link_payment_method","at":"2026-01-04T00:00:00Z","wallet":"$W","method":{"account_name":"A","account_number":"0123456789","account_type":"savings","bank_code":"058","bank_name":"B"}}"#,
+        r#"{"op":"issue_card","at":"2026-01-04T00:00:00Z","wallet":"$W","card":"card-1"}"#,
+        r#"{"op":"unfreeze","at":"2026-01-04T00:00:00Z","wallet":"$W"}"#,
+    ] {
+        ok(&l, s);
+    }
+    ok(
+        &l,
+        r#"{"op":"redeem","at":"2026-01-04T00:00:00Z","wallet":"$W","amount":"1"}"#,
+    );
+    // An empty frozen wallet can be closed.
+    ok(
+        &l,
+        r#"{"op":"freeze","at":"2026-01-04T00:00:00Z","wallet":"$W2"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"close","at":"2026-01-04T00:00:00Z","wallet":"$W2"}"#,
+    );
+    let snap = l.snapshot(W2.parse().unwrap(), None).unwrap();
+    assert_eq!(snap.status, wallet_ledger::model::Status::Closed);
+    let actions: Vec<&str> = snap.lifecycle.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["create", "freeze", "delete"]);
+}
+
+#[test]
+fn a_failing_batch_reports_its_index_and_applies_nothing() {
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"100"}"#,
+    );
+    let e = fails(
+        &l,
+        r#"{"op":"batch","at":"2026-01-03T00:00:00Z","commands":[{"op":"credit","wallet":"$W","amount":"10","lot":"B1"},{"op":"redeem","wallet":"$W","amount":"110"},{"op":"redeem","wallet":"$W","amount":"111"},{"op":"credit","wallet":"$W2","amount":"1"}]}"#,
+        ErrorCode::InsufficientFunds,
+        &["111"],
+    );
+    assert_eq!(e.index, Some(2));
+    let e = fails(
+        &l,
+        r#"{"op":"batch","at":"2026-01-03T00:00:00Z","commands":[{"op":"credit","wallet":"$U","amount":"10"}]}"#,
+        ErrorCode::UnknownWallet,
+        &["$U"],
+    );
+    assert_eq!(e.index, Some(0));
+    // Each command sees the ones before it: the lot B1 credited at index 0 is a duplicate at 1.
+    let e = fails(
+        &l,
+        r#"{"op":"batch","at":"2026-01-03T00:00:00Z","commands":[{"op":"credit","wallet":"$W","amount":"10","lot":"B1"},{"op":"credit","wallet":"$W","amount":"10","lot":"B1"}]}"#,
+        ErrorCode::DuplicateLot,
+        &["B1"],
+    );
+    assert_eq!(e.index, Some(1));
+    // Malformed inner commands are reported with their index too.
+    for (line, code, index) in [
+        (
+            r#"{"op":"batch","commands":[{"op":"sweep"},{"op":"fly"}]}"#,
+            ErrorCode::InvalidCommand,
+            1,
+        ),
+        (
+            r#"{"op":"batch","commands":[{"op":"sweep"},{"op":"sweep"},{"op":"sweep","key":"k"}]}"#,
+            ErrorCode::InvalidCommand,
+            2,
+        ),
+        (
+            r#"{"op":"batch","commands":[{"op":"sweep"},{"op":"credit","wallet":"$W","amount":"1","lot":""}]}"#,
+            ErrorCode::InvalidCommand,
+            1,
+        ),
+    ] {
+        let e = fails(&l, line, code, &[]);
+        assert_eq!(e.index, Some(index), "{line}: {e:?}");
+    }
+    // The same batch without the failing command succeeds, with every command's receipt.
+    let r = ok(
+        &l,
+        r#"{"op":"batch","at":"2026-01-03T00:00:00Z","commands":[{"op":"credit","wallet":"$W","amount":"10","lot":"B1"},{"op":"redeem","wallet":"$W","amount":"110"},{"op":"credit","wallet":"$W2","amount":"1"}]}"#,
+    );
+    assert_eq!(r.commands.len(), 3);
+    assert_eq!(r.events, 3);
+    assert_eq!(r.commands[0].lot.as_deref(), Some("B1"));
+}
+
+#[test]
+fn a_failing_batch_reports_the_index_of_a_bad_amount_or_time() {
+    let l = base();
+    // Typed: the index of the command whose amount is not positive.
+    let typed = Request::new(Command::Batch(vec![
+        Request::new(Command::Credit(Credit {
+            wallet: W.parse().unwrap(),
+            amount: Decimal::ONE,
+            ..Default::default()
+        })),
+        Request::new(Command::Credit(Credit {
+            wallet: W.parse().unwrap(),
+            amount: Decimal::ZERO,
+            ..Default::default()
+        })),
+    ]));
+    let e = l.execute(&typed).unwrap_err();
+    assert_eq!((e.code, e.index), (ErrorCode::InvalidAmount, Some(1)));
+    // JSON: the same batch, and one with a bad time, report the same index.
+    let e = fails(
+        &l,
+        r#"{"op":"batch","commands":[{"op":"credit","wallet":"$W","amount":"1"},{"op":"credit","wallet":"$W","amount":"0"}]}"#,
+        ErrorCode::InvalidAmount,
+        &["0"],
+    );
+    assert_eq!(e.index, Some(1), "{e:?}");
+    let e = fails(
+        &l,
+        r#"{"op":"batch","commands":[{"op":"credit","wallet":"$W","amount":"1"},{"op":"credit","at":"noon","wallet":"$W","amount":"1"}]}"#,
+        ErrorCode::InvalidTime,
+        &["noon"],
+    );
+    assert_eq!(e.index, Some(1), "{e:?}");
+}
+
+#[test]
+fn a_batch_fails_alike_through_json_and_the_typed_api() {
+    // Index 0 lacks funds; index 1 has an amount that is not positive. Whichever the ledger
+    // reports, the JSON line and the typed request of the same batch must report the same code
+    // and index.
+    let l = base();
+    let line = fill(
+        r#"{"op":"batch","at":"2026-01-02T00:00:00Z","commands":[{"op":"redeem","wallet":"$W","amount":"5"},{"op":"credit","wallet":"$W","amount":"0"}]}"#,
+    );
+    let typed = Request::new(Command::Batch(vec![
+        Request::new(Command::Redeem(wallet_ledger::command::Redeem {
+            wallet: W.parse().unwrap(),
+            amount: Decimal::new(5, 0),
+            ..Default::default()
+        })),
+        Request::new(Command::Credit(Credit {
+            wallet: W.parse().unwrap(),
+            amount: Decimal::ZERO,
+            ..Default::default()
+        })),
+    ]))
+    .at("2026-01-02T00:00:00Z".parse().unwrap());
+    let a = l.execute_line(&line).unwrap_err();
+    let b = l.execute(&typed).unwrap_err();
+    assert_eq!(
+        (a.code, a.index),
+        (b.code, b.index),
+        "json {a:?}\ntyped {b:?}"
+    );
+}
