@@ -229,7 +229,7 @@ fn readers_see_consistent_states_and_nothing_acknowledged_is_lost() {
                     }
                     reads.fetch_add(1, Ordering::Relaxed);
                     n += 1;
-                    if n % 25 == 0 {
+                    if n.is_multiple_of(25) {
                         let rep = l.verify().unwrap();
                         assert!(rep.ok(), "verify during writes: {:?}", rep.problems);
                         verifies.fetch_add(1, Ordering::Relaxed);
@@ -278,12 +278,12 @@ fn readers_see_consistent_states_and_nothing_acknowledged_is_lost() {
     assert_eq!(total, TRADERS as u128 * START_UNITS);
     // Each private wallet's stream equals a replay of its thread's acknowledged lines alone.
     let private_acked = private_acked.into_inner().unwrap();
-    for t in 0..PRIVATE {
+    for (t, lines) in private_acked.iter().enumerate() {
         let model = Ledger::in_memory(clock()).unwrap();
         for line in setup_lines() {
             model.execute_line(&line).unwrap();
         }
-        for line in &private_acked[t] {
+        for line in lines {
             model
                 .execute_line(line)
                 .unwrap_or_else(|e| panic!("private {t}: acknowledged line fails alone: {e}"));

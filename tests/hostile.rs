@@ -122,7 +122,7 @@ fn decode_all(bytes: &[u8]) {
 /// A sample of real event records (every variant), to mutate.
 fn sample_records() -> Vec<Vec<u8>> {
     use wallet_ledger::model::*;
-    let evs = vec![
+    let evs = [
         Event::ProgramDefined(Program {
             program: 7,
             name: "P".into(),
@@ -231,22 +231,23 @@ fn huge_length_prefixes_are_refused_quickly() {
         r.extend_from_slice(payload);
         r
     };
-    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
-    // Event::Credited (variant 3) { pocket: 0, lot: 0, id: <huge string> }.
-    cases.push((
-        "event id string",
-        header(&[&[3u8, 0, 0][..], &huge].concat()),
-    ));
-    // Event::WalletOpened (variant 2): wallet [u8;16], number, holder, program, name <huge>.
-    cases.push((
-        "wallet name",
-        header(&[&[2u8][..], &[0; 16], &[1], &[0; 16], &[1], &huge].concat()),
-    ));
-    // Event::ProgramDefined (variant 0): program, name "", unit "", order 0, pockets <huge vec>.
-    cases.push((
-        "pocket list",
-        header(&[&[0u8, 1, 0, 0, 0][..], &huge].concat()),
-    ));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // Event::Credited (variant 3) { pocket: 0, lot: 0, id: <huge string> }.
+        (
+            "event id string",
+            header(&[&[3u8, 0, 0][..], &huge].concat()),
+        ),
+        // Event::WalletOpened (variant 2): wallet [u8;16], number, holder, program, name <huge>.
+        (
+            "wallet name",
+            header(&[&[2u8][..], &[0; 16], &[1], &[0; 16], &[1], &huge].concat()),
+        ),
+        // Event::ProgramDefined (variant 0): program, name "", unit "", order 0, pockets <huge>.
+        (
+            "pocket list",
+            header(&[&[0u8, 1, 0, 0, 0][..], &huge].concat()),
+        ),
+    ];
     let mut slow = Vec::new();
     for (what, rec) in &cases {
         let start = std::time::Instant::now();
@@ -370,11 +371,11 @@ fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
             .map(Value::Number)
             .unwrap_or(Value::Null)),
-        prop::sample::select(OPS).prop_map(|s| Value::from(s)),
+        prop::sample::select(OPS).prop_map(Value::from),
         prop::sample::select(vec![
             "550e8400-e29b-41d4-a716-446655440000",
             "2026-01-01T00:00:00Z",
@@ -391,7 +392,7 @@ fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
             "main",
             "earliest_issuance",
         ])
-        .prop_map(|s| Value::from(s)),
+        .prop_map(Value::from),
         ".{0,80}".prop_map(Value::from),
     ]
 }

@@ -255,7 +255,7 @@ impl ScriptGen {
             },
             62..=66 => match hold {
                 Some(h) => format!(r#""op":"release","wallet":"{uuid}","hold":"{h}""#),
-                None => format!(r#""op":"sweep""#),
+                None => r#""op":"sweep""#.to_string(),
             },
             67..=72 => match red {
                 Some(r) if self.rng.pct(50) => {
@@ -283,7 +283,7 @@ impl ScriptGen {
             },
             81..=83 => match promised {
                 Some(l) => format!(r#""op":"activate","wallet":"{uuid}","lot":"{l}""#),
-                None => format!(r#""op":"sweep""#),
+                None => r#""op":"sweep""#.to_string(),
             },
             84..=87 if !in_batch => {
                 let frozen = self.wallets[wi].frozen;
@@ -400,7 +400,7 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 pub fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
