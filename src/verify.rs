@@ -198,10 +198,10 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
                 problems: p.0,
             });
         }
-        tx.set_position(*pos);
+        tx.set_position(*pos)?;
         events += 1;
     }
-    let replayed_ledger = tx.ledger();
+    let replayed_ledger = tx.ledger()?;
     let c = tx.into_changes();
 
     // 4. Materialized = replay, table by table.

@@ -51,7 +51,7 @@ fn put_lot_checked(tx: &mut Tx, w: u64, lot: Lot) -> R<()> {
 /// Applies one event of stream `stream` that took effect at `at` (nanoseconds).
 pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<()> {
     if stream == LEDGER_STREAM {
-        let mut l = tx.ledger();
+        let mut l = tx.ledger()?;
         l.ledger_seq += 1;
         tx.set_ledger(l);
         return match ev {
@@ -120,7 +120,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<()> {
             methods: Vec::new(),
             cards: Vec::new(),
         };
-        let mut l = tx.ledger();
+        let mut l = tx.ledger()?;
         l.wallets = l.wallets.max(*number);
         l.pockets = l
             .pockets
@@ -597,7 +597,7 @@ pub fn advance(tx: &mut Tx, w: u64, upto: i64, record: bool) -> R<u64> {
     while let Some((at, ev)) = next_due(tx, w, upto)? {
         apply(tx, w, at, &ev)?;
         if record {
-            tx.record(w, at, ev);
+            tx.record(w, at, ev)?;
         }
         n += 1;
     }

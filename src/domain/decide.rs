@@ -501,7 +501,7 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
                     format!("no program {}", c.program),
                 );
             };
-            let l = tx.ledger();
+            let l = tx.ledger()?;
             let number = l.wallets + 1;
             let wb = uuid_bytes(id);
             let pockets = program

@@ -132,7 +132,7 @@ fn one(
     let d = decide(tx, at, &cmd)?;
     for ev in d.events {
         apply(tx, d.stream, at, &ev)?;
-        tx.record(d.stream, at, ev);
+        tx.record(d.stream, at, ev)?;
     }
     Ok(positions(tx, first, d.receipt))
 }

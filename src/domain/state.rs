@@ -447,7 +447,7 @@ pub struct Changes {
 }
 
 enum Undo {
-    Ledger(LedgerState),
+    Ledger(Option<LedgerState>),
     Program(u64),
     Holder([u8; 16]),
     Identity(String),
@@ -477,7 +477,8 @@ pub struct Savepoint(usize);
 /// The copy-on-write overlay over a [`Backing`].
 pub struct Tx<'b> {
     base: &'b dyn Backing,
-    ledger: LedgerState,
+    /// The ledger counters, read from the base on first use (reads never need them).
+    ledger: std::cell::Cell<Option<LedgerState>>,
     c: Changes,
     undo: Vec<Undo>,
     /// Replay never rolls back, so it skips the undo log (see [`Tx::without_undo`]).
@@ -490,7 +491,7 @@ pub struct Tx<'b> {
 impl<'b> Tx<'b> {
     pub fn new(base: &'b dyn Backing) -> R<Tx<'b>> {
         Ok(Tx {
-            ledger: base.ledger()?,
+            ledger: std::cell::Cell::new(None),
             base,
             c: Changes::default(),
             undo: Vec::new(),
@@ -527,7 +528,7 @@ impl<'b> Tx<'b> {
             let u = self.undo.pop().expect("length checked");
             let c = &mut self.c;
             match u {
-                Undo::Ledger(l) => self.ledger = l,
+                Undo::Ledger(l) => self.ledger.set(l),
                 Undo::Program(k) => {
                     c.programs.remove(&k);
                 }
@@ -583,7 +584,7 @@ impl<'b> Tx<'b> {
         if self.c.events.is_empty() && self.c.programs.is_empty() {
             self.c.ledger = None;
         } else {
-            self.c.ledger = Some(self.ledger);
+            self.c.ledger = self.ledger.get();
         }
         self.c
     }
@@ -594,8 +595,15 @@ impl<'b> Tx<'b> {
 
     // ---- reads -------------------------------------------------------------------------
 
-    pub fn ledger(&self) -> LedgerState {
-        self.ledger
+    pub fn ledger(&self) -> R<LedgerState> {
+        match self.ledger.get() {
+            Some(l) => Ok(l),
+            None => {
+                let l = self.base.ledger()?;
+                self.ledger.set(Some(l));
+                Ok(l)
+            }
+        }
     }
     pub fn program(&self, id: u64) -> R<Option<Program>> {
         match self.c.programs.get(&id) {
@@ -760,8 +768,9 @@ impl<'b> Tx<'b> {
     // ---- writes (used by `apply` only) -------------------------------------------------
 
     pub(crate) fn set_ledger(&mut self, l: LedgerState) {
-        self.log(Undo::Ledger(self.ledger));
-        self.ledger = l;
+        let old = self.ledger.get();
+        self.log(Undo::Ledger(old));
+        self.ledger.set(Some(l));
     }
     pub(crate) fn put_program(&mut self, p: Program) {
         self.log(Undo::Program(p.program));
@@ -852,8 +861,8 @@ impl<'b> Tx<'b> {
     }
     /// Queues an applied event for writing, assigning its sequence and global position. Call
     /// after `apply`, which advanced the stream's sequence.
-    pub(crate) fn record(&mut self, stream: u64, at: i64, event: Event) {
-        let mut l = self.ledger;
+    pub(crate) fn record(&mut self, stream: u64, at: i64, event: Event) -> R<()> {
+        let mut l = self.ledger()?;
         l.position += 1;
         self.set_ledger(l);
         let seq = if stream == LEDGER_STREAM {
@@ -868,13 +877,15 @@ impl<'b> Tx<'b> {
             at,
             event,
         });
+        Ok(())
     }
 
     /// Replay: the global position of the event just applied.
-    pub(crate) fn set_position(&mut self, position: u64) {
-        let mut l = self.ledger;
+    pub(crate) fn set_position(&mut self, position: u64) -> R<()> {
+        let mut l = self.ledger()?;
         l.position = position;
         self.set_ledger(l);
+        Ok(())
     }
 
     pub(crate) fn push_event(&mut self, p: Pending) {
