@@ -435,10 +435,9 @@ fn apply_reads_standard_input() {
 #[test]
 fn history_prints_the_wallets_events_in_order() {
     let s = Scratch::new();
-    assert_eq!(
-        s.apply(&repo("examples/scripts/worked_example.jsonl")).code,
-        0
-    );
+    let applied = s.apply(&repo("examples/scripts/worked_example.jsonl"));
+    assert_eq!(applied.code, 0);
+    let receipts = applied.lines();
     let r = s.run(&["history", W]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let events = r.lines();
@@ -474,6 +473,15 @@ fn history_prints_the_wallets_events_in_order() {
     assert_eq!(events[5]["amount"], "80");
     assert_eq!(events[7]["at"], "2026-03-03T00:00:00Z");
     assert_eq!(events[7]["timed_out"], false);
+    // The receipts name the same log positions: the release (line 9) appended the activation
+    // due on Feb 1 and the release itself.
+    let release = &receipts[8];
+    assert_eq!(release["events"], 2);
+    assert_eq!(release["first_position"], events[6]["position"]);
+    assert_eq!(release["last_position"], events[7]["position"]);
+    for (receipt, event) in receipts[2..8].iter().zip(&events[..6]) {
+        assert_eq!(receipt["first_position"], event["position"], "{receipt}");
+    }
     // An unknown wallet is not a usage error, and prints nothing on stdout.
     let r = s.run(&["history", "9f0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"]);
     assert_ne!(r.code, 0);
