@@ -290,13 +290,14 @@ impl Ours {
         self.execute(Request::new(Command::Batch(items)).at(datetime(at)))
     }
 
-    /// The wallet's figures at `t` (nanoseconds): a read at or after its last event derives the
-    /// transitions due since; a read before it replays the wallet's stream.
+    /// The wallet's figures at `t` (nanoseconds) through `Ledger::figures` (the figures-only
+    /// read): at or after its last event it derives the transitions due since; before it, it
+    /// replays the wallet's stream.
     pub fn figures(&self, w: u32, t: i64) -> Figs {
         let s = self
             .ledger
-            .snapshot(wallet_uuid(w), Some(datetime_ns(t)))
-            .expect("snapshot");
+            .figures(wallet_uuid(w), Some(datetime_ns(t)))
+            .expect("figures");
         let f = s.pockets[0].figures;
         Figs {
             credited: f.credited as i64,

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Reproduces the figures of BENCHMARKS.md: the report (one JSON line per workload), then the
+# peak memory (max RSS) of every workload, one engine per process.
+#
+#   benches/measure.sh            # full sizes (first run builds the fixtures: ~3 minutes)
+#   benches/measure.sh --quick    # small sizes
+#
+# Output: target/bench-fixtures/report[-quick].jsonl and memory[-quick].tsv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size=${1:-}
+suffix=${size:+-quick}
+cargo build --release --example perf_report
+bin=target/release/examples/perf_report
+out=target/bench-fixtures
+mkdir -p "$out"
+
+echo "== machine"
+echo "nproc: $(nproc)"
+grep -m1 'model name' /proc/cpuinfo || true
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo "== report"
+$bin $size | tee "$out/report$suffix.jsonl"
+
+echo "== peak memory (max RSS, KiB), one engine per process"
+printf 'workload\tours\ttheirs\tbaseline\n' | tee "$out/memory$suffix.tsv"
+for w in append_single_durable append_batch_1000 append_group_commit_16 \
+         read_wallet_1m_events replay_as_of_1m_events; do
+  row="$w"
+  for e in ours theirs baseline; do
+    if [ "$w" = append_group_commit_16 ] && [ "$e" = baseline ]; then
+      row="$row\t-"   # the baseline of this row is ours on one thread
+      continue
+    fi
+    /usr/bin/time -f '%M' -o "$out/rss.txt" $bin $size --only "$w" --engine "$e" > /dev/null 2>&1
+    row="$row\t$(tail -1 "$out/rss.txt")"
+  done
+  printf "$row\n" | tee -a "$out/memory$suffix.tsv"
+done
