@@ -1894,7 +1894,6 @@ fn a_failing_batch_reports_its_index_and_applies_nothing() {
 }
 
 #[test]
-#[ignore = "core bug: a JSON batch whose inner command has a bad amount or time fails without `index` (the typed API reports it)"]
 fn a_failing_batch_reports_the_index_of_a_bad_amount_or_time() {
     let l = base();
     // Typed: the index of the command whose amount is not positive.
@@ -1959,4 +1958,64 @@ fn a_batch_fails_alike_through_json_and_the_typed_api() {
         (b.code, b.index),
         "json {a:?}\ntyped {b:?}"
     );
+}
+
+#[test]
+fn a_promised_lot_reversed_to_zero_is_still_active_by_time() {
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"5","lot":"P","activates_at":"2026-02-01T00:00:00Z","expires_at":"2026-03-01T00:00:00Z"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"reverse_credit","at":"2026-01-03T00:00:00Z","wallet":"$W","lot":"P"}"#,
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-01-03T00:00:00Z",
+        &[("promised", "0"), ("credited", "0"), ("total", "0")],
+    );
+    // At and after A the lot is no longer promised, whether or not an event recorded it.
+    fails(
+        &l,
+        r#"{"op":"activate","at":"2026-02-01T00:00:00Z","wallet":"$W","lot":"P"}"#,
+        ErrorCode::LotNotPromised,
+        &["P"],
+    );
+    fails(
+        &l,
+        r#"{"op":"reverse_credit","at":"2026-02-02T00:00:00Z","wallet":"$W","lot":"P","amount":"1"}"#,
+        ErrorCode::InsufficientFunds,
+        &["P"],
+    );
+    assert_figures(
+        &l,
+        W,
+        "main",
+        "2026-03-02T00:00:00Z",
+        &[
+            ("promised", "0"),
+            ("credited", "0"),
+            ("expired", "0"),
+            ("total", "0"),
+        ],
+    );
+    // Before A it can still be activated early (nothing to spend, but no error).
+    let l = base();
+    ok(
+        &l,
+        r#"{"op":"credit","at":"2026-01-02T00:00:00Z","wallet":"$W","amount":"5","lot":"P","activates_at":"2026-02-01T00:00:00Z"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"reverse_credit","at":"2026-01-03T00:00:00Z","wallet":"$W","lot":"P"}"#,
+    );
+    ok(
+        &l,
+        r#"{"op":"activate","at":"2026-01-31T23:59:59Z","wallet":"$W","lot":"P"}"#,
+    );
+    assert!(l.verify().unwrap().ok());
 }

@@ -184,7 +184,11 @@ impl MWallet {
         };
         for (i, l) in self.lots.iter().enumerate() {
             if !l.activated {
-                offer((l.activates_at, Due::Activation(i)));
+                // A promised lot reversed to zero has nothing to activate: no event is due (so a
+                // closed wallet receives none). It is still active by time (see `activate`).
+                if l.amount > 0 {
+                    offer((l.activates_at, Due::Activation(i)));
+                }
             } else if l.free > 0
                 && let Some(e) = l.expires_at
             {
@@ -703,7 +707,8 @@ impl Model {
                     .lot_named(&c.lot)
                     .filter(|&i| w.lots[i].pocket == p)
                     .ok_or(E::UnknownLot)?;
-                if w.lots[i].activated {
+                // Promised means `activates_at` > `at` (§4.1), recorded or not.
+                if w.lots[i].activated || w.lots[i].activates_at <= at {
                     return Err(E::LotNotPromised);
                 }
                 w.lots[i].activated = true;
