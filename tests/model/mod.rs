@@ -8,6 +8,8 @@
 //! - a partial `capture` captures the hold's slices in slice order (= consumption order) and
 //!   releases the rest;
 //! - a lot, hold or redemption named with a pocket other than its own is `unknown_*`;
+//! - a promised lot reversed to zero has no activation event due (so a closed wallet never
+//!   receives one), but at its `activates_at` it is active all the same (`lot_not_promised`);
 //! - ids the ledger assigns are not predicted: the model takes them from the ledger's receipt
 //!   (as a client would) and only checks that they are new in the wallet.
 
