@@ -13,7 +13,9 @@ use crate::command::*;
 use crate::domain::decide::{check_amounts, check_structure};
 use crate::error::{CommandError, ErrorCode};
 use crate::limits::MAX_LINE_BYTES;
-use crate::model::{Instant, Order, PaymentMethod, parse_amount, parse_uuid, quoted};
+use crate::model::{
+    Instant, Order, ParsedAmount, PaymentMethod, classify_amount, parse_uuid, quoted,
+};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -53,12 +55,19 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
     }
 }
 
-/// Deferred errors of later §7 steps, reported only if the structure is sound.
+/// Deferred errors of later §7 steps, reported only if the structure is sound, and the
+/// amounts no `Decimal` can hold, which belong to later steps still.
 #[derive(Default)]
 struct Deferred {
     amount: Option<CommandError>,
     time: Option<CommandError>,
+    /// Index 0: the command itself; index i + 1: item i of a batch.
+    notes: Vec<Option<ParsedAmount>>,
 }
+
+/// Amounts a parsed line spelled exactly but a `Decimal` cannot hold, by command: index 0 is the
+/// line's command, index i + 1 item i of a batch. The request carries `1` in their place.
+pub type AmountNotes = Vec<Option<ParsedAmount>>;
 
 struct Fields<'a> {
     what: String,
@@ -127,18 +136,21 @@ impl<'a> Fields<'a> {
         parse_uuid(name, &s)
     }
 
-    fn req_u64(&mut self, name: &str) -> Result<u64, CommandError> {
+    /// A JSON integer; with `digit_string`, also a string of decimal digits — for ids such as
+    /// program ids, which may exceed 2^53 and so cannot travel exactly as numbers through every
+    /// JSON producer. Elsewhere `"7"` is a mistyped field (SPEC §7 step 1).
+    fn req_u64(&mut self, name: &str, digit_string: bool) -> Result<u64, CommandError> {
         let v = self
             .raw(name)
             .ok_or_else(|| invalid(format!("{}: missing field `{name}`", self.what)))?;
         let text = v.get();
-        let digits = text
-            .strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .unwrap_or(text);
+        let digits = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(inner) if digit_string => inner,
+            _ => text,
+        };
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid(format!(
-                "{}: field `{name}` must be a non-negative integer, not {}",
+                "{}: field `{name}` must be a non-negative integer (a JSON number), not {}",
                 self.what,
                 quoted(text)
             )));
@@ -153,7 +165,7 @@ impl<'a> Fields<'a> {
     }
 
     fn req_u32(&mut self, name: &str) -> Result<u32, CommandError> {
-        let v = self.req_u64(name)?;
+        let v = self.req_u64(name, false)?;
         u32::try_from(v)
             .map_err(|_| invalid(format!("{}: field `{name}` {v} is too large", self.what)))
     }
@@ -176,8 +188,12 @@ impl<'a> Fields<'a> {
                 quoted(text)
             )));
         };
-        match parse_amount(name, &s) {
-            Ok(a) => Ok(Some(a)),
+        match classify_amount(name, &s) {
+            Ok(ParsedAmount::Exact(a)) => Ok(Some(a)),
+            Ok(unrepresentable) => {
+                d.notes[0] = Some(unrepresentable);
+                Ok(Some(Decimal::ONE))
+            }
             Err(e) => {
                 d.amount.get_or_insert(e);
                 Ok(Some(Decimal::ONE))
@@ -210,7 +226,28 @@ impl<'a> Fields<'a> {
 
 /// Parses one command line. On failure, returns the line's `key` if one could be read, so the
 /// caller can answer step 0 (idempotency) first.
+///
+/// An amount no `Decimal` can hold (more than 28 places, or beyond 2^96 − 1) is `invalid_amount`
+/// here, since the typed request cannot carry it; [`crate::Ledger::execute_line`] uses
+/// [`parse_line_noted`] instead and reports it at the step SPEC §7 assigns it.
 pub fn parse_line(line: &str) -> Result<Request, (Option<String>, CommandError)> {
+    let (req, notes) = parse_line_noted(line)?;
+    for (i, n) in notes.iter().enumerate() {
+        if let Some(ParsedAmount::TooPrecise(t) | ParsedAmount::TooLarge(t)) = n {
+            let e = CommandError::new(
+                ErrorCode::InvalidAmount,
+                format!("amount {} cannot be held by a Decimal", quoted(t)),
+            );
+            return Err((req.key.clone(), if i == 0 { e } else { e.at_index(i - 1) }));
+        }
+    }
+    Ok(req)
+}
+
+/// [`parse_line`], returning the unrepresentable amounts beside the request instead of failing.
+pub fn parse_line_noted(
+    line: &str,
+) -> Result<(Request, AmountNotes), (Option<String>, CommandError)> {
     if line.len() > MAX_LINE_BYTES {
         return Err((
             None,
@@ -220,7 +257,10 @@ pub fn parse_line(line: &str) -> Result<Request, (Option<String>, CommandError)>
             )),
         ));
     }
-    let mut d = Deferred::default();
+    let mut d = Deferred {
+        notes: vec![None],
+        ..Deferred::default()
+    };
     let mut f = Fields::parse("command", line).map_err(|e| (None, e))?;
     let key = f.opt_str("key").ok().flatten();
     let r = (|| {
@@ -234,7 +274,7 @@ pub fn parse_line(line: &str) -> Result<Request, (Option<String>, CommandError)>
         if let Some(e) = d.time.take() {
             return Err(e);
         }
-        Ok(req)
+        Ok((req, std::mem::take(&mut d.notes)))
     })();
     r.map_err(|e| (key, e))
 }
@@ -246,7 +286,7 @@ fn request(f: &mut Fields, d: &mut Deferred, in_batch: bool) -> Result<Request, 
     let at = f.time("at", d)?;
     let command = match op.as_str() {
         "define_program" => {
-            let program = f.req_u64("program")?;
+            let program = f.req_u64("program", true)?;
             let name = f.req_str("name")?;
             let unit = f.req_str("unit")?;
             let order = match f.opt_str("order")?.as_deref() {
@@ -297,7 +337,7 @@ fn request(f: &mut Fields, d: &mut Deferred, in_batch: bool) -> Result<Request, 
         "open_wallet" => Command::OpenWallet(OpenWallet {
             wallet: f.opt_uuid("wallet")?,
             holder: f.req_uuid("holder")?,
-            program: f.req_u64("program")?,
+            program: f.req_u64("program", true)?,
             name: f.opt_str("name")?,
             external_id: f.opt_str("external_id")?,
         }),
@@ -410,13 +450,25 @@ fn request(f: &mut Fields, d: &mut Deferred, in_batch: bool) -> Result<Request, 
             }
             let mut reqs = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
+                // Each item defers its own errors, so they keep the item's index.
+                let mut di = Deferred {
+                    notes: vec![None],
+                    ..Deferred::default()
+                };
                 let r = (|| {
                     let mut g = Fields::parse(&format!("commands[{i}]"), item.get())?;
-                    let r = request(&mut g, d, true)?;
+                    let r = request(&mut g, &mut di, true)?;
                     g.finish()?;
                     Ok(r)
                 })();
                 reqs.push(r.map_err(|e: CommandError| e.at_index(i))?);
+                if d.amount.is_none() {
+                    d.amount = di.amount.map(|e| e.at_index(i));
+                }
+                if d.time.is_none() {
+                    d.time = di.time.map(|e| e.at_index(i));
+                }
+                d.notes.push(di.notes.swap_remove(0));
             }
             Command::Batch(reqs)
         }
@@ -570,13 +622,34 @@ pub fn to_value(req: &Request) -> Value {
     Value::Object(m)
 }
 
-/// The canonical text of a request without its top-level `key`: what idempotency compares.
+/// The canonical text of a request without its `key` and without any `at`: what idempotency
+/// fingerprints. The instants are compared separately, and only where both the stored and the
+/// new request gave one (SPEC §6: an `at` left to the clock is not compared); see [`instants`].
 pub fn canonical(req: &Request) -> String {
     let mut v = to_value(req);
     if let Value::Object(m) = &mut v {
-        m.remove("key");
+        m.shift_remove("key");
+        m.shift_remove("at");
+        if let Some(Value::Array(items)) = m.get_mut("commands") {
+            for item in items {
+                if let Value::Object(im) = item {
+                    im.shift_remove("at");
+                }
+            }
+        }
     }
     v.to_string()
+}
+
+/// The instants a request gave, as submitted: its own, then each batch item's (`None` where left
+/// out). Compared position by position where both sides have one.
+pub fn instants(req: &Request) -> Vec<Option<i64>> {
+    let at = |r: &Request| r.at.and_then(|t| t.timestamp_nanos_opt());
+    let mut v = vec![at(req)];
+    if let Command::Batch(items) = &req.command {
+        v.extend(items.iter().map(at));
+    }
+    v
 }
 
 #[cfg(test)]

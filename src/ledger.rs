@@ -13,7 +13,10 @@ use crate::domain::apply::{advance, apply};
 use crate::domain::state::{Backing, Empty, LifecycleRec, Tx, WalletState};
 use crate::domain::{self, IdSource};
 use crate::error::{CommandError, ErrorCode, OpenError, ReadError, StorageError};
-use crate::model::{Card, Figures, Holder, Instant, PaymentMethod, Program, Status, uuid_of};
+use crate::json::AmountNotes;
+use crate::model::{
+    Card, Figures, Holder, Instant, ParsedAmount, PaymentMethod, Program, Status, uuid_of,
+};
 use crate::storage::codec::{self, EventRecord};
 use crate::storage::{ReadTables, WriteTables};
 use chrono::{DateTime, Utc};
@@ -167,10 +170,40 @@ impl WalletSnapshot {
     }
 }
 
-fn fingerprint(req: &Request) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let text = crate::json::canonical(req);
-    Sha256::digest(text.as_bytes()).into()
+/// What idempotency compares (SPEC §6): a hash of the command in canonical form without key and
+/// instants, and the instants as submitted, compared only where both requests gave one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Fingerprint {
+    hash: [u8; 32],
+    instants: Vec<Option<i64>>,
+}
+
+impl Fingerprint {
+    fn of(req: &Request, notes: &[Option<ParsedAmount>]) -> Fingerprint {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(crate::json::canonical(req).as_bytes());
+        // Unrepresentable amounts stand as `1` in the request: hash their text too.
+        for (i, n) in notes.iter().enumerate() {
+            if let Some(ParsedAmount::TooPrecise(t) | ParsedAmount::TooLarge(t)) = n {
+                h.update(format!("\n#{i}:{t}").as_bytes());
+            }
+        }
+        Fingerprint {
+            hash: h.finalize().into(),
+            instants: crate::json::instants(req),
+        }
+    }
+
+    fn same_command(&self, other: &Fingerprint) -> bool {
+        self.hash == other.hash
+            && self.instants.len() == other.instants.len()
+            && self
+                .instants
+                .iter()
+                .zip(&other.instants)
+                .all(|(a, b)| a.is_none() || b.is_none() || a == b)
+    }
 }
 
 impl Ledger {
@@ -311,10 +344,15 @@ impl Ledger {
     /// own savepoint, so one that fails is rolled back alone and never fails the others; every
     /// caller is answered only after the commit that holds its command is durable.
     pub fn execute(&self, req: &Request) -> Result<Receipt, CommandError> {
+        self.submit(req.clone(), Vec::new())
+    }
+
+    fn submit(&self, req: Request, notes: AmountNotes) -> Result<Receipt, CommandError> {
         let now = self.now_ns()?;
         let slot: Slot = Arc::new(Mutex::new(None));
         lock(&self.inner.queue).push_back(Job {
-            req: req.clone(),
+            req,
+            notes,
             now,
             slot: slot.clone(),
         });
@@ -340,14 +378,18 @@ impl Ledger {
         jobs: &[Job],
     ) -> Result<Vec<Result<Receipt, CommandError>>, CommandError> {
         let txn = self.inner.db.begin_write()?;
-        let mut keys: HashMap<String, ([u8; 32], Receipt)> = HashMap::new();
+        let mut keys: HashMap<String, (Fingerprint, Receipt)> = HashMap::new();
         let results = {
             let mut t = WriteTables::open(&txn)?;
             let (results, changes) = {
                 let mut tx = Tx::new(&t)?;
                 let mut results = Vec::with_capacity(jobs.len());
                 for job in jobs {
-                    let fp = job.req.key.as_ref().map(|_| fingerprint(&job.req));
+                    let fp = job
+                        .req
+                        .key
+                        .as_ref()
+                        .map(|_| Fingerprint::of(&job.req, &job.notes));
                     let r = match (&job.req.key, &fp) {
                         (Some(k), Some(fp)) => match keys.get(k) {
                             Some((seen, receipt)) => {
@@ -359,7 +401,9 @@ impl Ledger {
                     };
                     let r = match r {
                         Some(answer) => answer,
-                        None => domain::execute(&mut tx, &job.req, job.now, &mut RandomIds),
+                        None => {
+                            domain::execute(&mut tx, &job.req, &job.notes, job.now, &mut RandomIds)
+                        }
                     };
                     match &r {
                         Err(e) if e.code == ErrorCode::Storage => return Err(e.clone()),
@@ -381,9 +425,9 @@ impl Ledger {
                 return Ok(results);
             }
             t.write(changes)?;
-            for (k, (fp, receipt)) in &keys {
-                let mut v = fp.to_vec();
-                v.extend_from_slice(&codec::encode(receipt));
+            for (k, (fp, receipt)) in keys {
+                let mut v = fp.hash.to_vec();
+                v.extend_from_slice(&codec::encode(&(fp.instants, receipt)));
                 t.idem_mut()?.insert(k.as_str(), &v[..])?;
             }
             results
@@ -394,8 +438,8 @@ impl Ledger {
 
     /// Executes a command given as one JSON line (SPEC §9).
     pub fn execute_line(&self, line: &str) -> Result<Receipt, CommandError> {
-        match crate::json::parse_line(line) {
-            Ok(req) => self.execute(&req),
+        match crate::json::parse_line_noted(line) {
+            Ok((req, notes)) => self.submit(req, notes),
             Err((Some(key), e)) => {
                 // Step 0 first: a known key with a command that does not even parse cannot be
                 // the command stored under it.
@@ -521,6 +565,7 @@ type Slot = Arc<Mutex<Option<Result<Receipt, CommandError>>>>;
 
 struct Job {
     req: Request,
+    notes: AmountNotes,
     now: i64,
     slot: Slot,
 }
@@ -567,11 +612,11 @@ impl Drop for Answer<'_> {
 
 fn replay_answer(
     key: &str,
-    stored: &[u8; 32],
-    fp: &[u8; 32],
+    stored: &Fingerprint,
+    fp: &Fingerprint,
     mut receipt: Receipt,
 ) -> Result<Receipt, CommandError> {
-    if stored != fp {
+    if !stored.same_command(fp) {
         return Err(CommandError::new(
             ErrorCode::IdempotencyConflict,
             format!(
@@ -587,7 +632,7 @@ fn replay_answer(
 fn idempotent_answer(
     t: &WriteTables,
     key: &str,
-    fp: &[u8; 32],
+    fp: &Fingerprint,
 ) -> Result<Option<Result<Receipt, CommandError>>, CommandError> {
     let Some(v) = t.idem()?.get(key)? else {
         return Ok(None);
@@ -596,9 +641,11 @@ fn idempotent_answer(
     if v.len() < 32 {
         return Err(StorageError(format!("idempotency record of key {key:?} is truncated")).into());
     }
-    let mut stored = [0u8; 32];
-    stored.copy_from_slice(&v[..32]);
-    let receipt: Receipt = codec::decode("idempotency receipt", &v[32..])?;
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&v[..32]);
+    let (instants, receipt): (Vec<Option<i64>>, Receipt) =
+        codec::decode("idempotency record", &v[32..])?;
+    let stored = Fingerprint { hash, instants };
     Ok(Some(replay_answer(key, &stored, fp, receipt)))
 }
 

@@ -254,10 +254,22 @@ pub fn normalize_email(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Amounts
 
+/// An amount as written: exact, or a valid positive decimal that no `Decimal` can hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParsedAmount {
+    Exact(Decimal),
+    /// More than 28 decimal places after dropping trailing zeros: more than any pocket's scale
+    /// allows, so it is `scale_exceeded` wherever it gets that far (SPEC §7 step 6).
+    TooPrecise(String),
+    /// Beyond 2^96 − 1 in the last place: more than any figure can hold, so it is the quantity
+    /// error (or `amount_overflow` for a credit) wherever it gets that far (step 8).
+    TooLarge(String),
+}
+
 /// Parses an amount in plain notation (`12`, `12.50`): ASCII digits, at most one dot with digits on
 /// both sides, positive. Anything else (exponent, sign, spaces, underscores, zero) is
-/// `invalid_amount`. The result is normalized (trailing zeros dropped).
-pub fn parse_amount(field: &str, s: &str) -> Result<Decimal, CommandError> {
+/// `invalid_amount`. An exact result is normalized (trailing zeros dropped).
+pub fn classify_amount(field: &str, s: &str) -> Result<ParsedAmount, CommandError> {
     let bad = |why: &str| {
         CommandError::new(
             ErrorCode::InvalidAmount,
@@ -285,26 +297,43 @@ pub fn parse_amount(field: &str, s: &str) -> Result<Decimal, CommandError> {
     }
     let frac = frac.trim_end_matches('0');
     let int = int.trim_start_matches('0');
+    if int.is_empty() && frac.is_empty() {
+        return Err(bad("zero"));
+    }
     if frac.len() > 28 {
-        return Err(bad("more than 28 decimal places"));
+        return Ok(ParsedAmount::TooPrecise(s.to_string()));
     }
     let digits = format!("{int}{frac}");
     let digits = digits.trim_start_matches('0');
-    if digits.is_empty() {
-        return Err(bad("zero"));
-    }
     // 2^96 − 1 has 29 digits; anything longer cannot be a Decimal mantissa.
-    if digits.len() > 29 {
-        return Err(bad("too large"));
+    let mantissa = (digits.len() <= 29)
+        .then(|| digits.parse::<u128>().ok())
+        .flatten()
+        .filter(|m| *m <= MAX_UNITS);
+    match mantissa {
+        Some(m) => Ok(ParsedAmount::Exact(Decimal::from_i128_with_scale(
+            m as i128,
+            frac.len() as u32,
+        ))),
+        None => Ok(ParsedAmount::TooLarge(s.to_string())),
     }
-    let mantissa: u128 = digits.parse().map_err(|_| bad("too large"))?;
-    if mantissa > MAX_UNITS {
-        return Err(bad("too large"));
+}
+
+/// [`classify_amount`] for callers that need a `Decimal`: an amount no `Decimal` can hold is
+/// `invalid_amount` here. (`Ledger::execute_line` instead carries it to the error SPEC §7
+/// assigns it.)
+pub fn parse_amount(field: &str, s: &str) -> Result<Decimal, CommandError> {
+    match classify_amount(field, s)? {
+        ParsedAmount::Exact(d) => Ok(d),
+        ParsedAmount::TooPrecise(_) => fail(
+            ErrorCode::InvalidAmount,
+            format!("{field} {} has more than 28 decimal places", quoted(s)),
+        ),
+        ParsedAmount::TooLarge(_) => fail(
+            ErrorCode::InvalidAmount,
+            format!("{field} {} exceeds 2^96 - 1 in its last place", quoted(s)),
+        ),
     }
-    Ok(Decimal::from_i128_with_scale(
-        mantissa as i128,
-        frac.len() as u32,
-    ))
 }
 
 /// Checks a typed amount: positive (else `invalid_amount`). Returns it normalized.
@@ -378,14 +407,18 @@ pub fn format_units(units: u128, scale: u32) -> String {
 /// Units in plain notation with at least `min_places` decimal places (Cryptofuse: `"0.00"`,
 /// `"1500.75"`, `"0.025"`).
 pub fn format_units_min_places(units: u128, scale: u32, min_places: u32) -> String {
-    let d = units_to_decimal(units, scale);
-    if d.scale() >= min_places {
-        d.to_string()
-    } else {
-        let mut d = d;
-        d.rescale(min_places);
-        d.to_string()
+    // Padded as text: `Decimal::rescale` cannot add places to a 29-digit mantissa.
+    let s = format_units(units, scale);
+    let places = s.split_once('.').map_or(0, |(_, f)| f.len()) as u32;
+    if places >= min_places {
+        return s;
     }
+    let mut out = s;
+    if places == 0 {
+        out.push('.');
+    }
+    out.extend(std::iter::repeat_n('0', (min_places - places) as usize));
+    out
 }
 
 /// A pocket's figures at an instant (SPEC §5), in units at the pocket's scale. The stored five
@@ -484,6 +517,28 @@ mod tests {
     }
 
     #[test]
+    fn unrepresentable_amounts_are_classified_not_rejected() {
+        let p = "1.".to_string() + &"0".repeat(28) + "1";
+        assert_eq!(
+            classify_amount("a", &p).unwrap(),
+            ParsedAmount::TooPrecise(p.clone())
+        );
+        let big = "79228162514264337593543950336";
+        assert_eq!(
+            classify_amount("a", big).unwrap(),
+            ParsedAmount::TooLarge(big.into())
+        );
+        assert_eq!(
+            parse_amount("a", big).unwrap_err().code,
+            ErrorCode::InvalidAmount
+        );
+        assert_eq!(
+            classify_amount("a", "0.000").unwrap_err().code,
+            ErrorCode::InvalidAmount
+        );
+    }
+
+    #[test]
     fn units_convert_without_rounding() {
         let d = parse_amount("a", "30.5").unwrap();
         assert_eq!(to_units("a", d, 2).unwrap(), Units::Fits(3050));
@@ -503,6 +558,11 @@ mod tests {
         assert_eq!(format_units_min_places(0, 8, 2), "0.00");
         assert_eq!(format_units_min_places(2_500_000, 8, 2), "0.025");
         assert_eq!(format_units_min_places(150075, 2, 2), "1500.75");
+        assert_eq!(format_units_min_places(15, 0, 2), "15.00");
+        assert_eq!(
+            format_units_min_places(MAX_UNITS, 0, 2),
+            "79228162514264337593543950335.00"
+        );
     }
 
     #[test]

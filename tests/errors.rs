@@ -1929,7 +1929,6 @@ fn a_failing_batch_reports_the_index_of_a_bad_amount_or_time() {
 }
 
 #[test]
-#[ignore = "core bug: JSON checks every inner amount/time before running the batch, the typed API runs inner commands in order, so they report different errors"]
 fn a_batch_fails_alike_through_json_and_the_typed_api() {
     // Index 0 lacks funds; index 1 has an amount that is not positive. Whichever the ledger
     // reports, the JSON line and the typed request of the same batch must report the same code

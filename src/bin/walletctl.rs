@@ -71,7 +71,12 @@ fn main() -> ExitCode {
     };
     let as_of = match as_of.as_deref().map(chrono::DateTime::parse_from_rfc3339) {
         None => None,
-        Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
+        Some(Ok(t)) if t.timestamp_nanos_opt().is_some() => Some(t.with_timezone(&chrono::Utc)),
+        Some(Ok(t)) => {
+            return usage(&format!(
+                "--as-of {t} is outside the instants the ledger represents (1677-09-21..2262-04-11)"
+            ));
+        }
         Some(Err(e)) => {
             return usage(&format!(
                 "--as-of {:?} is not an RFC 3339 time with an offset ({e})",

@@ -226,6 +226,21 @@ pub fn check_amounts(cmd: &Command) -> Result<(), CommandError> {
     }
 }
 
+/// An expiry must be a real instant: the last representable one stands for "never" in the
+/// consumption order (lots without expiry come last, SPEC §4.3), so it cannot be chosen.
+fn expiry(field: &str, t: &chrono::DateTime<chrono::Utc>) -> Result<i64, CommandError> {
+    let e = instant(field, t)?;
+    if e == i64::MAX {
+        return fail(
+            ErrorCode::InvalidTime,
+            format!(
+                "{field} {t} is the last representable instant, reserved for \"never\"; omit {field} for no expiry"
+            ),
+        );
+    }
+    Ok(e)
+}
+
 fn instant(field: &str, t: &chrono::DateTime<chrono::Utc>) -> Result<i64, CommandError> {
     Instant::from_datetime(*t).map(|i| i.0).ok_or_else(|| {
         CommandError::new(
@@ -246,7 +261,7 @@ pub fn check_times(cmd: &Command, at: i64) -> Result<(), CommandError> {
                 .map(|t| instant("activates_at", t))
                 .transpose()?;
             if let Some(e) = &c.expires_at {
-                let e = instant("expires_at", e)?;
+                let e = expiry("expires_at", e)?;
                 let floor = act.unwrap_or(at).max(at);
                 if e <= floor {
                     return fail(
@@ -263,7 +278,7 @@ pub fn check_times(cmd: &Command, at: i64) -> Result<(), CommandError> {
         }
         Command::Hold(c) => {
             if let Some(e) = &c.expires_at {
-                let e = instant("expires_at", e)?;
+                let e = expiry("expires_at", e)?;
                 if e <= at {
                     return fail(
                         ErrorCode::InvalidTime,
@@ -341,8 +356,18 @@ fn units(
     pocket: u16,
     field: &str,
     d: rust_decimal::Decimal,
+    note: Option<&ParsedAmount>,
 ) -> Result<Units, CommandError> {
-    to_units(field, d, ws.pockets[pocket as usize].scale)
+    let scale = ws.pockets[pocket as usize].scale;
+    match note {
+        // More than 28 places is more than any pocket's scale (≤ 18).
+        Some(ParsedAmount::TooPrecise(t)) => fail(
+            ErrorCode::ScaleExceeded,
+            format!("{field} {t} has more than 28 decimal places; this pocket allows {scale}"),
+        ),
+        Some(ParsedAmount::TooLarge(_)) => Ok(Units::Huge),
+        _ => to_units(field, d, scale),
+    }
 }
 
 fn show(ws: &WalletState, pocket: u16, u: u128) -> String {
@@ -398,7 +423,12 @@ fn insufficient(
 
 /// Decides a single (non-batch, non-sweep) command at `at`. Ids the client omitted for new
 /// wallets and holders must already be filled in by the caller (they come from randomness).
-pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError> {
+pub fn decide(
+    tx: &Tx,
+    at: i64,
+    cmd: &Command,
+    note: Option<&ParsedAmount>,
+) -> Result<Decision, CommandError> {
     let mut receipt = Receipt {
         op: cmd.op().to_string(),
         at: Instant(at).rfc3339(),
@@ -656,7 +686,7 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
         }
         Command::Credit(c) => {
             let p = pocket_of(&ws, &c.pocket)?;
-            let u = units(&ws, p, "amount", c.amount)?;
+            let u = units(&ws, p, "amount", c.amount, note)?;
             let no = ws.lots + 1;
             let id = match &c.lot {
                 Some(id) => {
@@ -684,7 +714,10 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
                     ErrorCode::AmountOverflow,
                     format!(
                         "crediting {} to pocket {} would take its lifetime credits past {}",
-                        c.amount,
+                        match note {
+                            Some(ParsedAmount::TooLarge(t)) => t.clone(),
+                            _ => c.amount.to_string(),
+                        },
                         quoted(&pk.key),
                         format_units(MAX_UNITS, pk.scale)
                     ),
@@ -722,7 +755,9 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
         Command::Activate(c) => {
             let p = pocket_of(&ws, &c.pocket)?;
             let lot = find_lot(tx, &ws, w, p, &c.lot)?;
-            if lot.activated {
+            // A lot past its activation time is active by time even if nothing recorded it
+            // (a promised lot reversed to zero has no activation due).
+            if lot.activated || lot.activates_at <= at {
                 return fail(
                     ErrorCode::LotNotPromised,
                     format!("lot {} of wallet {wid} is already active", quoted(&c.lot)),
@@ -737,7 +772,10 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
         }
         Command::ReverseCredit(c) => {
             let p = pocket_of(&ws, &c.pocket)?;
-            let want = c.amount.map(|a| units(&ws, p, "amount", a)).transpose()?;
+            let want = c
+                .amount
+                .map(|a| units(&ws, p, "amount", a, note))
+                .transpose()?;
             let lot = find_lot(tx, &ws, w, p, &c.lot)?;
             let want = want.unwrap_or(Units::Fits(lot.free));
             if want.saturated() > lot.free || lot.free == 0 {
@@ -758,7 +796,7 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
         }
         Command::Redeem(c) => {
             let p = pocket_of(&ws, &c.pocket)?;
-            let u = units(&ws, p, "amount", c.amount)?;
+            let u = units(&ws, p, "amount", c.amount, note)?;
             let no = ws.redemptions + 1;
             let id = match &c.redemption {
                 Some(id) => {
@@ -793,7 +831,10 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
         }
         Command::Refund(c) => {
             let p = pocket_of(&ws, &c.pocket)?;
-            let want = c.amount.map(|a| units(&ws, p, "amount", a)).transpose()?;
+            let want = c
+                .amount
+                .map(|a| units(&ws, p, "amount", a, note))
+                .transpose()?;
             let r = match tx.name(w, NameKind::Redemption, &c.redemption)? {
                 Some(no) => tx.redemption_req(w, no)?,
                 None => {
@@ -835,7 +876,10 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
         }
         Command::Expire(c) => {
             let p = pocket_of(&ws, &c.pocket)?;
-            let want = c.amount.map(|a| units(&ws, p, "amount", a)).transpose()?;
+            let want = c
+                .amount
+                .map(|a| units(&ws, p, "amount", a, note))
+                .transpose()?;
             let avail = ws.pockets[p as usize].figures.available();
             let want = want.unwrap_or(Units::Fits(avail));
             if want.saturated() > avail || avail == 0 {
@@ -849,7 +893,7 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
         }
         Command::Hold(c) => {
             let p = pocket_of(&ws, &c.pocket)?;
-            let u = units(&ws, p, "amount", c.amount)?;
+            let u = units(&ws, p, "amount", c.amount, note)?;
             let no = ws.holds + 1;
             let id = match &c.hold {
                 Some(id) => {
@@ -892,7 +936,10 @@ pub fn decide(tx: &Tx, at: i64, cmd: &Command) -> Result<Decision, CommandError>
         }
         Command::Capture(c) => {
             let p = pocket_of(&ws, &c.pocket)?;
-            let want = c.amount.map(|a| units(&ws, p, "amount", a)).transpose()?;
+            let want = c
+                .amount
+                .map(|a| units(&ws, p, "amount", a, note))
+                .transpose()?;
             let h = find_hold(tx, &ws, w, p, &c.hold)?;
             let rid = c.redemption.clone().unwrap_or_else(|| h.id.clone());
             if tx.name(w, NameKind::Redemption, &rid)?.is_some() {

@@ -17,6 +17,7 @@ pub mod state;
 
 use crate::command::{Command, Receipt, Request};
 use crate::error::CommandError;
+use crate::model::ParsedAmount;
 use apply::{advance, apply};
 use decide::{check_amounts, check_structure, check_times, decide, find_wallet, resolve_at};
 use state::Tx;
@@ -43,14 +44,18 @@ pub fn precheck_values(req: &Request, now: i64) -> Result<i64, CommandError> {
 }
 
 /// Executes a request in `tx`. On error the overlay is exactly as before the call.
+///
+/// `notes` are the amounts the JSON line spelled but no `Decimal` holds (see
+/// [`crate::json::AmountNotes`]; empty for typed requests).
 pub fn execute(
     tx: &mut Tx,
     req: &Request,
+    notes: &[Option<ParsedAmount>],
     now: i64,
     ids: &mut dyn IdSource,
 ) -> Result<Receipt, CommandError> {
     let sp = tx.savepoint();
-    let r = execute_inner(tx, req, now, ids);
+    let r = execute_inner(tx, req, notes, now, ids);
     if r.is_err() {
         tx.rollback(sp);
     }
@@ -60,22 +65,32 @@ pub fn execute(
 fn execute_inner(
     tx: &mut Tx,
     req: &Request,
+    notes: &[Option<ParsedAmount>],
     now: i64,
     ids: &mut dyn IdSource,
 ) -> Result<Receipt, CommandError> {
+    let note = |i: usize| notes.get(i).and_then(Option::as_ref);
     check_structure(req, false)?;
     match &req.command {
         Command::Batch(items) => {
             let at = precheck_values(req, now)?;
-            let first = tx.events().len();
-            let mut receipts = Vec::with_capacity(items.len());
+            // Step 2 for every item before any runs (amounts of all, then times of all), as
+            // the JSON parser does, so both paths report the same first error.
+            for (i, item) in items.iter().enumerate() {
+                check_amounts(&item.command).map_err(|e| e.at_index(i))?;
+            }
+            let mut ats = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 // Inner commands default to the batch's instant.
-                let r = (|| {
-                    let iat = precheck_values(item, at)?;
-                    one(tx, item, iat, ids)
-                })()
-                .map_err(|e| e.at_index(i))?;
+                let iat = resolve_at(item.at.as_ref(), at)
+                    .and_then(|iat| check_times(&item.command, iat).map(|_| iat))
+                    .map_err(|e| e.at_index(i))?;
+                ats.push(iat);
+            }
+            let first = tx.events().len();
+            let mut receipts = Vec::with_capacity(items.len());
+            for (i, (item, iat)) in items.iter().zip(ats).enumerate() {
+                let r = one(tx, item, note(i + 1), iat, ids).map_err(|e| e.at_index(i))?;
                 receipts.push(r);
             }
             let mut receipt = positions(
@@ -92,7 +107,7 @@ fn execute_inner(
         }
         _ => {
             let at = precheck_values(req, now)?;
-            one(tx, req, at, ids)
+            one(tx, req, note(0), at, ids)
         }
     }
 }
@@ -108,6 +123,7 @@ fn positions(tx: &Tx, first: usize, mut r: Receipt) -> Receipt {
 fn one(
     tx: &mut Tx,
     req: &Request,
+    note: Option<&ParsedAmount>,
     at: i64,
     ids: &mut dyn IdSource,
 ) -> Result<Receipt, CommandError> {
@@ -129,7 +145,7 @@ fn one(
     {
         advance(tx, w, at, true)?;
     }
-    let d = decide(tx, at, &cmd)?;
+    let d = decide(tx, at, &cmd, note)?;
     for ev in d.events {
         apply(tx, d.stream, at, &ev)?;
         tx.record(d.stream, at, ev)?;

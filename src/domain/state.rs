@@ -139,14 +139,16 @@ impl Lot {
     }
 
     fn due_key(&self, w: u64) -> Option<DueKey> {
-        if !self.activated {
+        // A promised lot reversed to zero has nothing to activate: no transition is due, so a
+        // closed wallet never receives one.
+        if !self.activated && self.amount > 0 {
             Some(DueKey {
                 wallet: w,
                 at: self.activates_at,
                 kind: DueKind::Activation,
                 no: self.no,
             })
-        } else if self.free > 0 {
+        } else if self.activated && self.free > 0 {
             self.expires_at.map(|e| DueKey {
                 wallet: w,
                 at: e,

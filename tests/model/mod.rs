@@ -408,6 +408,44 @@ fn moves_value(c: &Command) -> bool {
     )
 }
 
+/// SPEC §7 step 2, first half: every amount given is positive.
+fn step2_amounts(cmd: &Command) -> Result<(), ErrorCode> {
+    let amount_ok = |d: &Decimal| {
+        if *d > Decimal::ZERO {
+            Ok(())
+        } else {
+            Err(ErrorCode::InvalidAmount)
+        }
+    };
+    match cmd {
+        Command::Credit(c) => amount_ok(&c.amount),
+        Command::Redeem(c) => amount_ok(&c.amount),
+        Command::Hold(c) => amount_ok(&c.amount),
+        Command::ReverseCredit(c) => c.amount.as_ref().map_or(Ok(()), amount_ok),
+        Command::Refund(c) => c.amount.as_ref().map_or(Ok(()), amount_ok),
+        Command::Expire(c) => c.amount.as_ref().map_or(Ok(()), amount_ok),
+        Command::Capture(c) => c.amount.as_ref().map_or(Ok(()), amount_ok),
+        _ => Ok(()),
+    }
+}
+
+/// SPEC §7 step 2, second half: the command's own times are in order.
+fn step2_times(cmd: &Command, at: Time) -> Result<(), ErrorCode> {
+    let in_order = match cmd {
+        Command::Credit(c) => c
+            .expires_at
+            .as_ref()
+            .is_none_or(|e| ns(e) > c.activates_at.as_ref().map_or(at, ns).max(at)),
+        Command::Hold(c) => c.expires_at.as_ref().is_none_or(|e| ns(e) > at),
+        _ => true,
+    };
+    if in_order {
+        Ok(())
+    } else {
+        Err(ErrorCode::InvalidTime)
+    }
+}
+
 impl Model {
     pub fn new() -> Model {
         Model::default()
@@ -435,15 +473,40 @@ impl Model {
         let before = self.clone();
         let r = match &req.command {
             Command::Batch(items) => {
+                // Steps 1 and 2 are properties of the request: every item's structure, then
+                // every item's amounts, then every item's times, before any item runs.
+                let iat = |item: &Request| item.at.as_ref().map(ns).unwrap_or(at);
+                let stateless = items
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, item)| {
+                        (item.key.is_some() || matches!(item.command, Command::Batch(_)))
+                            .then_some((i, ErrorCode::InvalidCommand))
+                    })
+                    .or_else(|| {
+                        items.iter().enumerate().find_map(|(i, item)| {
+                            step2_amounts(&item.command).err().map(|c| (i, c))
+                        })
+                    })
+                    .or_else(|| {
+                        items.iter().enumerate().find_map(|(i, item)| {
+                            step2_times(&item.command, iat(item)).err().map(|c| (i, c))
+                        })
+                    });
+                if let Some((i, code)) = stateless {
+                    return Err(Fail {
+                        code,
+                        index: Some(i),
+                    });
+                }
                 let mut events = 0;
                 let mut failed = None;
                 for (i, item) in items.iter().enumerate() {
-                    let r = if item.key.is_some() || matches!(item.command, Command::Batch(_)) {
-                        Err(ErrorCode::InvalidCommand)
-                    } else {
-                        let iat = item.at.as_ref().map(ns).unwrap_or(at);
-                        self.one(&item.command, iat, receipt.and_then(|r| r.commands.get(i)))
-                    };
+                    let r = self.one(
+                        &item.command,
+                        iat(item),
+                        receipt.and_then(|r| r.commands.get(i)),
+                    );
                     match r {
                         Ok(n) => events += n,
                         Err(code) => {
@@ -502,34 +565,8 @@ impl Model {
     ) -> Result<u64, ErrorCode> {
         use ErrorCode as E;
         // Step 2 (amounts, then times).
-        let amount_ok = |d: &Decimal| {
-            if *d > Decimal::ZERO {
-                Ok(())
-            } else {
-                Err(E::InvalidAmount)
-            }
-        };
-        match cmd {
-            Command::Credit(c) => amount_ok(&c.amount)?,
-            Command::Redeem(c) => amount_ok(&c.amount)?,
-            Command::Hold(c) => amount_ok(&c.amount)?,
-            Command::ReverseCredit(c) => c.amount.as_ref().map_or(Ok(()), amount_ok)?,
-            Command::Refund(c) => c.amount.as_ref().map_or(Ok(()), amount_ok)?,
-            Command::Expire(c) => c.amount.as_ref().map_or(Ok(()), amount_ok)?,
-            Command::Capture(c) => c.amount.as_ref().map_or(Ok(()), amount_ok)?,
-            _ => {}
-        }
-        let times_in_order = match cmd {
-            Command::Credit(c) => c
-                .expires_at
-                .as_ref()
-                .is_none_or(|e| ns(e) > c.activates_at.as_ref().map_or(at, ns).max(at)),
-            Command::Hold(c) => c.expires_at.as_ref().is_none_or(|e| ns(e) > at),
-            _ => true,
-        };
-        if !times_in_order {
-            return Err(E::InvalidTime);
-        }
+        step2_amounts(cmd)?;
+        step2_times(cmd, at)?;
         match cmd {
             Command::DefineProgram(c) => {
                 if self.programs.contains_key(&c.program) {
