@@ -270,3 +270,34 @@ fn the_generated_script_is_mostly_accepted() {
         lines.len()
     );
 }
+
+/// A process killed while it creates a new ledger file leaves nothing that refuses to open: the
+/// next open finds no ledger (and creates one), or the ledger with what was acknowledged.
+#[test]
+fn a_kill_while_the_file_is_being_created_leaves_a_file_that_opens() {
+    let (lines, _) = ScriptGen::script(seed(0xF1E5), 1, 1, 0);
+    let mut rng = Rng::new(seed(0xF1E5));
+    let mut outcomes = std::collections::BTreeMap::<usize, usize>::new();
+    for trial in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new.redb");
+        // Kill at once, or after a few microseconds to a few milliseconds: before, during or
+        // after the creation of the file.
+        let jitter = if trial < 5 { 0 } else { rng.below(8000) };
+        let r = run(&db, &lines, Some(0), jitter);
+        let l = open(&db);
+        assert_verified(&l, &format!("trial {trial} (killed after {jitter} µs)"));
+        let model = memory_ledger();
+        for line in &lines[..r.results.len()] {
+            model.execute_line(line).unwrap();
+        }
+        let got = log_digest(&l, 1);
+        let acked = log_digest(&model, 1);
+        if got != acked {
+            model.execute_line(&lines[r.results.len()]).unwrap();
+            assert_eq!(got, log_digest(&model, 1), "trial {trial}: half-applied");
+        }
+        *outcomes.entry(r.results.len()).or_default() += 1;
+    }
+    eprintln!("kills during creation: results read before the kill → trials: {outcomes:?}");
+}

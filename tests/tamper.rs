@@ -472,8 +472,6 @@ fn read_stages(path: &Path, what: &str) -> Option<bool> {
 }
 
 #[test]
-#[ignore = "core bug: a single flipped bit can make redb panic in open/verify (redb trusts pages \
-            on read); see docs/requests-reliability.md #1"]
 fn flipped_bytes_anywhere_in_the_file_never_panic() {
     let b = base();
     let full = std::fs::read(&b.path).unwrap();
