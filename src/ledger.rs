@@ -416,7 +416,7 @@ impl Ledger {
                     }
                     results.push(r);
                 }
-                (results, tx.into_changes())
+                (results, tx.into_changes()?)
             };
             if changes.events.is_empty() && keys.is_empty() {
                 // Nothing to make durable: every command failed or was a replay.
@@ -753,8 +753,13 @@ impl Reader {
             Vec::new()
         };
         if at >= ws.updated_at {
-            // Materialized state plus transitions due since the last event: O(due), no replay.
+            // Materialized state plus transitions due since the last event: O(due), no replay,
+            // and nothing at all when the earliest pending transition lies after `at`.
+            if ws.next_due.is_none_or(|d| d > at) {
+                return Ok(WalletSnapshot::build(ws, lifecycle, at));
+            }
             let mut tx = Tx::without_undo(&self.t)?;
+            tx.seed_wallet(ws);
             advance(&mut tx, w, at, false)?;
             let ws = tx.wallet_req(w)?;
             return Ok(WalletSnapshot::build(ws, lifecycle, at));

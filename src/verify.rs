@@ -202,7 +202,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
         events += 1;
     }
     let replayed_ledger = tx.ledger()?;
-    let c = tx.into_changes();
+    let c = tx.into_changes()?;
 
     // 4. Materialized = replay, table by table.
     if replayed_ledger != ledger {

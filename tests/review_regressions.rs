@@ -258,3 +258,37 @@ fn show_as_of_out_of_range_is_a_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The lifecycle-event limit never strands a wallet frozen with money in it: a freeze is refused
+/// while there is no room left to unfreeze and close afterwards.
+#[test]
+fn the_lifecycle_limit_never_strands_a_frozen_wallet() {
+    let l = ledger(2);
+    l.execute_line(&format!(r#"{{"op":"credit","wallet":"{W}","amount":"5"}}"#))
+        .unwrap();
+    let max = wallet_ledger::limits::MAX_LIFECYCLE_EVENTS;
+    // `create` is event 1; alternate freeze/unfreeze until a freeze is refused.
+    let mut n = 1;
+    let mut frozen = false;
+    loop {
+        let op = if frozen { "unfreeze" } else { "freeze" };
+        match l.execute_line(&format!(r#"{{"op":"{op}","wallet":"{W}"}}"#)) {
+            Ok(_) => {
+                n += 1;
+                frozen = !frozen;
+            }
+            Err(e) => {
+                assert_eq!((e.code, op), (ErrorCode::InvalidTransition, "freeze"));
+                break;
+            }
+        }
+        assert!(n <= max, "the limit was not enforced");
+    }
+    assert!(!frozen);
+    // Room is left to spend the money and close.
+    l.execute_line(&format!(r#"{{"op":"redeem","wallet":"{W}","amount":"5"}}"#))
+        .unwrap();
+    l.execute_line(&format!(r#"{{"op":"close","wallet":"{W}"}}"#))
+        .unwrap();
+    assert!(l.verify().unwrap().ok());
+}

@@ -119,6 +119,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<()> {
             lifecycle: 1,
             methods: Vec::new(),
             cards: Vec::new(),
+            next_due: None,
         };
         let mut l = tx.ledger()?;
         l.wallets = l.wallets.max(*number);

@@ -616,20 +616,32 @@ pub fn decide(
         _ => {}
     }
 
-    let lifecycle_event =
-        |action: LifecycleAction, reason: &Option<String>| -> Result<Event, CommandError> {
-            if ws.lifecycle >= MAX_LIFECYCLE_EVENTS {
-                return fail(
-                    ErrorCode::InvalidTransition,
-                    format!("wallet {wid} has {MAX_LIFECYCLE_EVENTS} lifecycle events, the limit"),
-                );
-            }
-            Ok(Event::Lifecycle {
-                action,
-                reason: reason.clone(),
-                event_id: derive_uuid(&[b"lifecycle", &ws.uuid, &(ws.seq + 1).to_be_bytes()]),
-            })
+    let lifecycle_event = |action: LifecycleAction,
+                           reason: &Option<String>|
+     -> Result<Event, CommandError> {
+        // The limit must never strand a wallet: a freeze is allowed only while there is
+        // room for it, its unfreeze and a close; an unfreeze only with room for a close.
+        let room = match action {
+            LifecycleAction::Freeze => 3,
+            LifecycleAction::Unfreeze => 2,
+            LifecycleAction::Create | LifecycleAction::Delete => 1,
         };
+        if ws.lifecycle + room > MAX_LIFECYCLE_EVENTS {
+            return fail(
+                ErrorCode::InvalidTransition,
+                format!(
+                    "wallet {wid} has {} of its {MAX_LIFECYCLE_EVENTS} lifecycle events; a {} needs {room} free (room to unfreeze and close later)",
+                    ws.lifecycle,
+                    action.as_str()
+                ),
+            );
+        }
+        Ok(Event::Lifecycle {
+            action,
+            reason: reason.clone(),
+            event_id: derive_uuid(&[b"lifecycle", &ws.uuid, &(ws.seq + 1).to_be_bytes()]),
+        })
+    };
 
     let events = match cmd {
         Command::Freeze(c) => vec![lifecycle_event(LifecycleAction::Freeze, &c.reason)?],

@@ -75,6 +75,10 @@ pub struct WalletState {
     pub lifecycle: u32,
     pub methods: Vec<PaymentMethod>,
     pub cards: Vec<Card>,
+    /// The earliest pending time-driven transition (activation, hold time-out, expiry), if any:
+    /// a read at an instant before it needs no derivation at all. Kept by [`Tx::into_changes`]
+    /// from the due index, on the write path and in replay alike.
+    pub next_due: Option<i64>,
 }
 
 impl WalletState {
@@ -582,13 +586,27 @@ impl<'b> Tx<'b> {
     }
 
     /// Hands the changes to storage. The ledger counters are included when they moved.
-    pub fn into_changes(mut self) -> Changes {
+    pub fn into_changes(mut self) -> R<Changes> {
         if self.c.events.is_empty() && self.c.programs.is_empty() {
             self.c.ledger = None;
         } else {
             self.c.ledger = self.ledger.get();
         }
-        self.c
+        let touched: Vec<u64> = self.c.wallets.keys().copied().collect();
+        for w in touched {
+            let first = self.due_next(w, None)?.map(|k| k.at);
+            if let Some(ws) = self.c.wallets.get_mut(&w) {
+                ws.next_due = first;
+            }
+        }
+        Ok(self.c)
+    }
+
+    /// Seeds a read-only overlay with a header the caller already decoded, so deriving due
+    /// transitions does not decode it again. Not for overlays that will be written.
+    pub fn seed_wallet(&mut self, ws: WalletState) {
+        debug_assert!(self.c.events.is_empty());
+        self.c.wallets.entry(ws.number).or_insert(ws);
     }
 
     pub fn events(&self) -> &[Pending] {
