@@ -50,7 +50,8 @@ pub const READ_DELTA: i64 = 5 * 60;
 pub const OPEN_AT: i64 = T0 - 86_400;
 /// Most commands in one `Command::Batch` (src/limits.rs).
 pub const MAX_BATCH: usize = 10_000;
-/// Bump when the workload or a schema changes: cached fixtures are keyed by it.
+/// Bump when the workload or the SQLite schema changes: cached fixtures are keyed by it (and by
+/// wallet-ledger's record schema version).
 pub const FIXTURE_VERSION: u32 = 1;
 
 const NS: i64 = 1_000_000_000;
@@ -939,8 +940,10 @@ impl AgedFixture {
 
 pub fn aged_fixture(size: &Size) -> AgedFixture {
     let dir = fixtures_dir().join(format!(
-        "aged-w{}-k{}-v{FIXTURE_VERSION}",
-        size.append_wallets, size.append_age
+        "aged-w{}-k{}-v{FIXTURE_VERSION}-s{}",
+        size.append_wallets,
+        size.append_age,
+        wallet_ledger::storage::codec::SCHEMA_VERSION
     ));
     if dir.join("done").exists() {
         return AgedFixture { dir };
@@ -1041,8 +1044,11 @@ pub const BIG_BATCH: usize = 2_000;
 
 pub fn read_fixture(size: &Size) -> ReadFixture {
     let dir = fixtures_dir().join(format!(
-        "read-w{}-e{}-s{}-v{FIXTURE_VERSION}",
-        size.wallets, size.big_events, size.small_cmds
+        "read-w{}-e{}-s{}-v{FIXTURE_VERSION}-s{}",
+        size.wallets,
+        size.big_events,
+        size.small_cmds,
+        wallet_ledger::storage::codec::SCHEMA_VERSION
     ));
     if let Ok(text) = std::fs::read_to_string(dir.join("meta.json"))
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
