@@ -764,7 +764,7 @@ impl Reader {
             let ws = tx.wallet_req(w)?;
             return Ok(WalletSnapshot::build(ws, lifecycle, at));
         }
-        self.replay(w, &ws, lifecycle, at)
+        self.as_of(w, ws, with_lifecycle, at)
     }
 
     /// Wallet `w` as of `as_of`, always by replaying its stream from the first event, never from
@@ -791,6 +791,112 @@ impl Reader {
             .ok_or_else(|| ReadError::UnknownWallet(format!("number {w}")))?;
         let lifecycle = self.t.lifecycle_of(w)?;
         self.replay(w, &ws, lifecycle, at)
+    }
+
+    /// Wallet `w` as of an instant before its last event: the nearest checkpoint at or before
+    /// `at`, plus the figure deltas of the events after it up to `at` (at most
+    /// [`crate::storage::CHECKPOINT_EVERY`] and one transaction's). Every event at or before `at`
+    /// is included, and so is every transition due by then: one was recorded at its due time
+    /// before the next event, which lies after `at`. Cost O(log n + K), never O(history).
+    fn as_of(
+        &self,
+        w: u64,
+        ws: WalletState,
+        with_lifecycle: bool,
+        at: i64,
+    ) -> Result<WalletSnapshot, ReadError> {
+        use crate::domain::event::Event;
+        use crate::storage::{Checkpoint, checkpoint_key};
+        if at < ws.created_at {
+            return Err(ReadError::UnknownWallet(format!(
+                "{} did not exist yet at {}",
+                uuid_of(ws.uuid),
+                Instant(at)
+            )));
+        }
+        let lo = checkpoint_key(w, i64::MIN, 0);
+        let hi = checkpoint_key(w, at, u64::MAX);
+        let cp: Option<Checkpoint> = match self
+            .t
+            .checkpoints()?
+            .range::<&[u8]>(&lo[..]..=&hi[..])
+            .map_err(StorageError::from)?
+            .next_back()
+        {
+            Some(r) => Some(codec::decode(
+                "checkpoint",
+                r.map_err(StorageError::from)?.1.value(),
+            )?),
+            None => None,
+        };
+        let mut start = match cp {
+            Some(c) => c,
+            None => Checkpoint {
+                seq: 0,
+                at: ws.created_at,
+                figures: vec![Figures::default(); ws.pockets.len()],
+                methods: Vec::new(),
+                cards: Vec::new(),
+            },
+        };
+        let lo = crate::storage::codec::k_ww(w, start.seq + 1);
+        let hi = crate::storage::codec::k_ww(w, u64::MAX);
+        for r in self
+            .t
+            .events()?
+            .range::<&[u8]>(&lo[..]..=&hi[..])
+            .map_err(StorageError::from)?
+        {
+            let (_, v) = r.map_err(StorageError::from)?;
+            let bytes = v.value();
+            let (eat, delta, tag) = codec::peek_event(bytes)
+                .map_err(|e| StorageError(format!("wallet {w}: {}", e.0)))?;
+            if eat > at {
+                break;
+            }
+            if let Some(d) = delta {
+                let f = start.figures.get_mut(d.pocket as usize).ok_or_else(|| {
+                    StorageError(format!("wallet {w}: a delta names pocket {}", d.pocket))
+                })?;
+                d.add_to(f)
+                    .map_err(|e| StorageError(format!("wallet {w}: {e}")))?;
+            }
+            if tag == Event::TAG_PAYMENT_METHOD_LINKED || tag == Event::TAG_CARD_ISSUED {
+                let (rec, _) = codec::decode_event("event", bytes)
+                    .map_err(|e| StorageError(format!("wallet {w}: {}", e.0)))?;
+                match rec.event {
+                    Event::PaymentMethodLinked(m) => start.methods.push(m),
+                    Event::CardIssued(c) => start.cards.push(c),
+                    _ => {}
+                }
+            }
+            start.at = eat;
+        }
+        let lifecycle = self.t.lifecycle_of(w)?;
+        let status = lifecycle
+            .iter()
+            .filter(|l| l.at <= at)
+            .fold(Status::Active, |_, l| match l.action {
+                crate::model::LifecycleAction::Create | crate::model::LifecycleAction::Unfreeze => {
+                    Status::Active
+                }
+                crate::model::LifecycleAction::Freeze => Status::Frozen,
+                crate::model::LifecycleAction::Delete => Status::Closed,
+            });
+        let mut ws = ws;
+        for (p, f) in ws.pockets.iter_mut().zip(start.figures) {
+            p.figures = f;
+        }
+        ws.methods = start.methods;
+        ws.cards = start.cards;
+        ws.updated_at = start.at;
+        ws.status = status;
+        let lifecycle = if with_lifecycle {
+            lifecycle
+        } else {
+            Vec::new()
+        };
+        Ok(WalletSnapshot::build(ws, lifecycle, at))
     }
 
     fn replay(

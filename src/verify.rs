@@ -13,8 +13,8 @@ use crate::domain::apply::{apply, next_due};
 use crate::domain::event::Event;
 use crate::domain::state::*;
 use crate::error::StorageError;
-use crate::storage::ReadTables;
 use crate::storage::codec::{self, chain, decode};
+use crate::storage::{Checkpoint, ReadTables};
 use redb::{ReadableTable, ReadableTableMetadata};
 use std::collections::BTreeMap;
 
@@ -62,7 +62,8 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     let ledger = t.ledger()?;
 
     // 1. Streams: sequence, chain, head. Collect (position → (stream, seq, at, event)).
-    let mut by_pos: BTreeMap<u64, (u64, u64, i64, Event)> = BTreeMap::new();
+    type Stored = (u64, u64, i64, Event, Option<Delta>);
+    let mut by_pos: BTreeMap<u64, Stored> = BTreeMap::new();
     let mut current: Option<(u64, u64, [u8; 16])> = None; // stream, last seq, last checksum
     let mut heads_seen: BTreeMap<u64, (u64, [u8; 16])> = BTreeMap::new();
     for r in t.events()?.iter()? {
@@ -100,7 +101,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
                 current = Some((stream, seq, rec.checksum));
                 heads_seen.insert(stream, (seq, rec.checksum));
                 if by_pos
-                    .insert(rec.position, (stream, seq, rec.at, rec.event))
+                    .insert(rec.position, (stream, seq, rec.at, rec.event, rec.delta))
                     .is_some()
                 {
                     p.push(format!("{what}: position {} is used twice", rec.position));
@@ -147,7 +148,7 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             )
         });
         match (target, by_pos.get(&pos)) {
-            (Some((s, q)), Some((s2, q2, _, _))) if (s, q) == (*s2, *q2) => {}
+            (Some((s, q)), Some((s2, q2, _, _, _))) if (s, q) == (*s2, *q2) => {}
             (t, _) => p.push(format!(
                 "global log: position {pos} points at {t:?}, which does not carry that position"
             )),
@@ -166,7 +167,27 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     let empty = Empty;
     let mut tx = Tx::without_undo(&empty)?;
     let mut events = 0u64;
-    for (pos, (stream, seq, at, ev)) in &by_pos {
+    // Checkpoints, compared with the replayed state when replay reaches their event.
+    let mut checkpoints: BTreeMap<(u64, u64), Checkpoint> = BTreeMap::new();
+    for r in t.checkpoints()?.iter()? {
+        let (k, v) = r?;
+        let k = k.value();
+        let w = k
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes);
+        match (w, codec::decode::<Checkpoint>("checkpoint", v.value())) {
+            (Some(w), Ok(c)) => {
+                if checkpoints.insert((w, c.seq), c).is_some() {
+                    p.push(format!("checkpoints: wallet {w} has two at one event"));
+                }
+            }
+            (_, Err(e)) => p.push(e.0),
+            (None, _) => p.push("checkpoints: a key of the wrong size".into()),
+        }
+    }
+    let mut checkpoints_seen = 0usize;
+    for (pos, (stream, seq, at, ev, stored_delta)) in &by_pos {
         let what = format!(
             "position {pos} (stream {stream} event {seq}, {})",
             ev.name()
@@ -189,17 +210,40 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
                 Err(e) => p.push(format!("{what}: {}", e.0)),
             }
         }
-        if let Err(e) = apply(&mut tx, *stream, *at, ev) {
-            p.push(format!("{what}: {}", e.0));
-            // State past a failed apply is meaningless; stop comparing.
-            return Ok(Report {
-                events,
-                wallets: ledger.wallets,
-                problems: p.0,
-            });
+        let delta = match apply(&mut tx, *stream, *at, ev) {
+            Ok(d) => d,
+            Err(e) => {
+                p.push(format!("{what}: {}", e.0));
+                // State past a failed apply is meaningless; stop comparing.
+                return Ok(Report {
+                    events,
+                    wallets: ledger.wallets,
+                    problems: p.0,
+                });
+            }
+        };
+        if delta != *stored_delta {
+            p.push(format!(
+                "{what}: stored figure delta {stored_delta:?}, replay gives {delta:?}"
+            ));
+        }
+        if let Some(c) = checkpoints.get(&(*stream, *seq)) {
+            checkpoints_seen += 1;
+            let ws = tx.wallet_req(*stream)?;
+            if *c != Checkpoint::of(&ws) {
+                p.push(format!(
+                    "checkpoint of wallet {stream} at event {seq} differs from replay"
+                ));
+            }
         }
         tx.set_position(*pos)?;
         events += 1;
+    }
+    if checkpoints_seen != checkpoints.len() {
+        p.push(format!(
+            "checkpoints: {} stored, {checkpoints_seen} at events the log has",
+            checkpoints.len()
+        ));
     }
     let replayed_ledger = tx.ledger()?;
     let c = tx.into_changes()?;

@@ -168,7 +168,7 @@ fn sample_records() -> Vec<Vec<u8>> {
     ];
     evs.iter()
         .enumerate()
-        .map(|(i, e)| codec::encode_event(&[0; 16], 1, i as u64 + 1, i as u64 + 1, 0, e).0)
+        .map(|(i, e)| codec::encode_event(&[0; 16], 1, i as u64 + 1, i as u64 + 1, 0, &None, e).0)
         .collect()
 }
 
@@ -228,6 +228,7 @@ fn huge_length_prefixes_are_refused_quickly() {
     let header = |payload: &[u8]| {
         let mut r = vec![codec::SCHEMA_VERSION];
         r.extend_from_slice(&[0; 32]);
+        r.push(0); // no figure delta; the event follows
         r.extend_from_slice(payload);
         r
     };

@@ -67,7 +67,20 @@ fn one_command_redeems_and_refunds_100k_lots_with_bounded_records() {
     let h = l.history(wallet).unwrap();
     let last = h.last().unwrap();
     assert!(matches!(last.event, Event::Redeemed { .. }));
-    let (bytes, _) = encode_event(&[0; 16], 1, last.seq, last.position, last.at.0, &last.event);
+    let delta = Some(wallet_ledger::domain::state::Delta {
+        pocket: 0,
+        redeemed: LOTS as i128,
+        ..Default::default()
+    });
+    let (bytes, _) = encode_event(
+        &[0; 16],
+        1,
+        last.seq,
+        last.position,
+        last.at.0,
+        &delta,
+        &last.event,
+    );
     assert!(
         bytes.len() < 100,
         "redemption record is {} bytes",

@@ -135,7 +135,9 @@ fn an_altered_amount_is_a_checksum_mismatch_at_that_record() {
     if let wallet_ledger::domain::event::Event::Credited { units, .. } = &mut ev.event {
         *units += 1_000_000;
     }
-    let payload = bincode::encode_to_vec(&ev.event, bincode::config::standard()).unwrap();
+    // The payload is the figure delta, then the event: re-encode both, amount raised.
+    let mut payload = bincode::encode_to_vec(ev.delta, bincode::config::standard()).unwrap();
+    payload.extend(bincode::encode_to_vec(&ev.event, bincode::config::standard()).unwrap());
     let mut forged = rec[..33].to_vec();
     forged.extend_from_slice(&payload);
     tamper(&b.path, |e, _| {
@@ -315,7 +317,13 @@ fn an_appended_record_with_a_valid_chain_is_caught() {
         activates_at: rec.at,
         expires_at: None,
     };
-    let (bytes, _) = codec::encode_event(&rec.checksum, 1, seq + 1, 10_000, rec.at, &ev);
+    // A careful forger writes a consistent figure delta too.
+    let delta = Some(wallet_ledger::domain::state::Delta {
+        pocket: 0,
+        credited: 1_000_000,
+        ..Default::default()
+    });
+    let (bytes, _) = codec::encode_event(&rec.checksum, 1, seq + 1, 10_000, rec.at, &delta, &ev);
     tamper(&b.path, |e, _| {
         e.insert(&key(1, seq + 1)[..], &bytes[..]).unwrap();
     });
@@ -347,7 +355,8 @@ fn a_rechained_stream_is_caught_by_the_replay() {
             *units += 500;
             changed = true;
         }
-        let (out, sum) = codec::encode_event(&prev, 1, *seq, rec.position, rec.at, &rec.event);
+        let (out, sum) =
+            codec::encode_event(&prev, 1, *seq, rec.position, rec.at, &rec.delta, &rec.event);
         prev = sum;
         rewritten.push((*seq, out));
     }

@@ -97,6 +97,11 @@ pub enum Event {
 }
 
 impl Event {
+    /// The variant index bincode writes first in the payload, for the variants an as-of read
+    /// must decode (the profile changes); checked against the encoding by a unit test.
+    pub const TAG_PAYMENT_METHOD_LINKED: u8 = 14;
+    pub const TAG_CARD_ISSUED: u8 = 15;
+
     /// Short name, used by `history`.
     pub fn name(&self) -> &'static str {
         match self {

@@ -147,8 +147,8 @@ fn one(
     }
     let d = decide(tx, at, &cmd, note)?;
     for ev in d.events {
-        apply(tx, d.stream, at, &ev)?;
-        tx.record(d.stream, at, ev)?;
+        let delta = apply(tx, d.stream, at, &ev)?;
+        tx.record(d.stream, at, ev, delta)?;
     }
     Ok(positions(tx, first, d.receipt))
 }

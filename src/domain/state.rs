@@ -373,6 +373,51 @@ impl Backing for Empty {
     }
 }
 
+/// How one event changed the figures of the one pocket it touched, signed. Stored beside each
+/// event (and checked against `apply` by `verify`), it lets a read at an earlier instant start
+/// from a checkpoint and sum deltas instead of replaying the wallet's history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Delta {
+    pub pocket: u16,
+    pub promised: i128,
+    pub credited: i128,
+    pub redeemed: i128,
+    pub expired: i128,
+    pub on_hold: i128,
+}
+
+impl Delta {
+    pub fn between(pocket: u16, a: &Figures, b: &Figures) -> Delta {
+        let d = |x: u128, y: u128| y as i128 - x as i128;
+        Delta {
+            pocket,
+            promised: d(a.promised, b.promised),
+            credited: d(a.credited, b.credited),
+            redeemed: d(a.redeemed, b.redeemed),
+            expired: d(a.expired, b.expired),
+            on_hold: d(a.on_hold, b.on_hold),
+        }
+    }
+
+    /// Adds the delta to `f`; `Err` when a figure would leave its range (a corrupt record).
+    pub fn add_to(&self, f: &mut Figures) -> Result<(), String> {
+        let add = |x: &mut u128, d: i128, what: &str| -> Result<(), String> {
+            let v = (*x as i128)
+                .checked_add(d)
+                .filter(|v| (0..=crate::limits::MAX_UNITS as i128).contains(v))
+                .ok_or_else(|| format!("{what} {x} {d:+} leaves its range"))?;
+            *x = v as u128;
+            Ok(())
+        };
+        add(&mut f.promised, self.promised, "promised")?;
+        add(&mut f.credited, self.credited, "credited")?;
+        add(&mut f.redeemed, self.redeemed, "redeemed")?;
+        add(&mut f.expired, self.expired, "expired")?;
+        add(&mut f.on_hold, self.on_hold, "on_hold")?;
+        f.check()
+    }
+}
+
 /// An event decided and applied in this transaction, waiting to be written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
@@ -381,6 +426,7 @@ pub struct Pending {
     pub position: u64,
     pub at: i64,
     pub event: Event,
+    pub delta: Option<Delta>,
 }
 
 /// A fast hasher (FxHash's multiply-rotate) for the overlay's maps keyed by ledger-assigned
@@ -881,7 +927,13 @@ impl<'b> Tx<'b> {
     }
     /// Queues an applied event for writing, assigning its sequence and global position. Call
     /// after `apply`, which advanced the stream's sequence.
-    pub(crate) fn record(&mut self, stream: u64, at: i64, event: Event) -> R<()> {
+    pub(crate) fn record(
+        &mut self,
+        stream: u64,
+        at: i64,
+        event: Event,
+        delta: Option<Delta>,
+    ) -> R<()> {
         let mut l = self.ledger()?;
         l.position += 1;
         self.set_ledger(l);
@@ -896,6 +948,7 @@ impl<'b> Tx<'b> {
             position: l.position,
             at,
             event,
+            delta,
         });
         Ok(())
     }

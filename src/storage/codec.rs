@@ -2,15 +2,17 @@
 //! change of encoder cannot pass unnoticed.
 //!
 //! Every value record is `[schema version: u8][bincode standard() payload]`. Event records are
-//! `[version: u8][position: u64 BE][at: i64 BE][checksum: 16 bytes][payload]`, where the checksum is
-//! the first 16 bytes of SHA-256 over the previous record's checksum of the same stream, the
-//! stream, the sequence, the position, the time and the payload: altering, removing or
-//! reordering a record breaks the chain (SPEC §6).
+//! `[version: u8][position: u64 BE][at: i64 BE][checksum: 16 bytes][payload]`, the payload being
+//! `bincode(Option<Delta>) ‖ bincode(Event)` (the figure change `apply` made, then the event), and
+//! the checksum the first 16 bytes of SHA-256 over the previous record's checksum of the same
+//! stream, the stream, the sequence, the position, the time and the payload: altering, removing
+//! or reordering a record breaks the chain (SPEC §6).
 //!
 //! Decoding never trusts its input: lengths are bounded by a decode limit, trailing bytes are
 //! rejected, and every failure is a [`StorageError`] naming the record.
 
 use crate::domain::event::Event;
+use crate::domain::state::Delta;
 use crate::error::StorageError;
 use crate::limits::MAX_EVENT_BYTES;
 use bincode::{Decode, Encode};
@@ -63,6 +65,8 @@ pub struct EventRecord {
     pub position: u64,
     pub at: i64,
     pub checksum: [u8; 16],
+    /// How the event changed its pocket's figures (as `apply` computed it when it was written).
+    pub delta: Option<Delta>,
     pub event: Event,
 }
 
@@ -90,15 +94,18 @@ pub fn chain(
 }
 
 /// Encodes an event record chained to `prev`; returns the bytes and the new checksum.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_event(
     prev: &[u8; 16],
     stream: u64,
     seq: u64,
     position: u64,
     at: i64,
+    delta: &Option<Delta>,
     event: &Event,
 ) -> (Vec<u8>, [u8; 16]) {
     let mut payload = Vec::with_capacity(64);
+    bincode::encode_into_std_write(delta, &mut payload, config()).expect("Vec write");
     bincode::encode_into_std_write(event, &mut payload, config()).expect("Vec write");
     debug_assert!(
         payload.len() <= MAX_EVENT_BYTES,
@@ -143,12 +150,16 @@ pub fn decode_event<'a>(
     let mut checksum = [0u8; 16];
     checksum.copy_from_slice(&bytes[17..33]);
     let payload = &bytes[EVENT_HEADER..];
-    let (event, used) = bincode::decode_from_slice(payload, limited())
+    let (delta, used_delta): (Option<Delta>, usize) =
+        bincode::decode_from_slice(payload, limited())
+            .map_err(|e| StorageError(format!("{what}: undecodable figure delta ({e})")))?;
+    let body = &payload[used_delta..];
+    let (event, used) = bincode::decode_from_slice(body, limited())
         .map_err(|e| StorageError(format!("{what}: undecodable event ({e})")))?;
-    if used != payload.len() {
+    if used != body.len() {
         return Err(StorageError(format!(
             "{what}: {} trailing bytes after the event",
-            payload.len() - used
+            body.len() - used
         )));
     }
     Ok((
@@ -157,10 +168,31 @@ pub fn decode_event<'a>(
             position,
             at,
             checksum,
+            delta,
             event,
         },
         payload,
     ))
+}
+
+/// The part of an event record an as-of read needs — its time, its figure delta and the event's
+/// variant index — without decoding the event. No checksum check (that is `verify`'s job).
+pub fn peek_event(bytes: &[u8]) -> Result<(i64, Option<Delta>, u8), StorageError> {
+    if bytes.len() < EVENT_HEADER || bytes[0] != SCHEMA_VERSION {
+        return Err(StorageError(format!(
+            "event record of {} bytes with a bad header",
+            bytes.len()
+        )));
+    }
+    let at = i64::from_be_bytes(bytes[9..17].try_into().expect("sized"));
+    let payload = &bytes[EVENT_HEADER..];
+    let (delta, used): (Option<Delta>, usize) = bincode::decode_from_slice(payload, limited())
+        .map_err(|e| StorageError(format!("undecodable figure delta ({e})")))?;
+    // bincode writes an enum's variant index as a varint: one byte below 251.
+    let tag = *payload
+        .get(used)
+        .ok_or_else(|| StorageError("event record without an event".into()))?;
+    Ok((at, delta, tag))
 }
 
 // ---- keys: big-endian so byte order is numeric order -----------------------------------------
@@ -208,14 +240,39 @@ mod tests {
     #[test]
     fn event_records_round_trip_and_chain() {
         let ev = Event::Expired { lot: 7 };
-        let (bytes, sum) = encode_event(&[0; 16], 3, 9, 42, -17, &ev);
+        let delta = Some(Delta {
+            pocket: 1,
+            expired: 5,
+            ..Delta::default()
+        });
+        let (bytes, sum) = encode_event(&[0; 16], 3, 9, 42, -17, &delta, &ev);
         let (rec, payload) = decode_event("t", &bytes).unwrap();
-        assert_eq!(rec.event, ev);
+        assert_eq!((rec.event, rec.delta), (ev, delta));
+        assert_eq!(peek_event(&bytes).unwrap(), (-17, delta, 9));
         assert_eq!((rec.position, rec.at, rec.checksum), (42, -17, sum));
         assert_eq!(chain(&[0; 16], 3, 9, 42, -17, payload), sum);
         // Any other position or predecessor gives another checksum.
         assert_ne!(chain(&[1; 16], 3, 9, 42, -17, payload), sum);
         assert_ne!(chain(&[0; 16], 3, 10, 42, -17, payload), sum);
+    }
+
+    #[test]
+    fn variant_tags_match_the_encoding() {
+        use crate::model::{Card, PaymentMethod};
+        let tag = |ev: &Event| {
+            let (bytes, _) = encode_event(&[0; 16], 1, 1, 1, 0, &None, ev);
+            peek_event(&bytes).unwrap().2
+        };
+        assert_eq!(
+            tag(&Event::PaymentMethodLinked(PaymentMethod::default())),
+            Event::TAG_PAYMENT_METHOD_LINKED
+        );
+        let card = Card {
+            card: "c".into(),
+            masked_pan: None,
+            status: None,
+        };
+        assert_eq!(tag(&Event::CardIssued(card)), Event::TAG_CARD_ISSUED);
     }
 
     #[test]

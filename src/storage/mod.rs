@@ -50,10 +50,47 @@ pub const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events")
 pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 /// stream → (seq u64 BE, checksum 16 bytes): the head of each stream's chain
 pub const HEADS: TableDefinition<u64, &[u8]> = TableDefinition::new("heads");
+/// (wallet, at i64 key, seq) → Checkpoint: a wallet's figures and profile after event `seq`,
+/// written when a transaction carries the wallet past a multiple of [`CHECKPOINT_EVERY`] events
+pub const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
 /// idempotency key → (fingerprint 32 bytes, encoded receipt)
 pub const IDEM: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 
 const _: Option<Bytes> = None;
+
+/// A checkpoint is written at least every this many events of a wallet, so a read at an earlier
+/// instant sums at most this many figure deltas (plus one transaction's) from the nearest one.
+pub const CHECKPOINT_EVERY: u64 = 1024;
+
+/// A wallet's figures and profile after one of its events: where as-of reads start.
+#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub at: i64,
+    pub figures: Vec<crate::model::Figures>,
+    pub methods: Vec<crate::model::PaymentMethod>,
+    pub cards: Vec<crate::model::Card>,
+}
+
+impl Checkpoint {
+    pub fn of(ws: &WalletState) -> Checkpoint {
+        Checkpoint {
+            seq: ws.seq,
+            at: ws.updated_at,
+            figures: ws.pockets.iter().map(|p| p.figures).collect(),
+            methods: ws.methods.clone(),
+            cards: ws.cards.clone(),
+        }
+    }
+}
+
+pub fn checkpoint_key(w: u64, at: i64, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&w.to_be_bytes());
+    k[8..16].copy_from_slice(&i64_key(at));
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
 
 fn name_key(w: u64, kind: NameKind, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + id.len());
@@ -191,6 +228,7 @@ macro_rules! tables {
             log: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
             heads: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
             idem: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, &'static [u8]>>,
+            checkpoints: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
         }
 
         impl<$($lt)?> $name<$($lt)?> {
@@ -220,6 +258,7 @@ macro_rules! tables {
                 self.log()?;
                 self.heads()?;
                 self.idem()?;
+                self.checkpoints()?;
                 Ok(())
             }
 
@@ -250,6 +289,7 @@ macro_rules! tables {
                     log: std::cell::OnceCell::new(),
                     heads: std::cell::OnceCell::new(),
                     idem: std::cell::OnceCell::new(),
+                    checkpoints: std::cell::OnceCell::new(),
                 })
             }
 
@@ -598,6 +638,21 @@ macro_rules! tables {
                 Ok(self.heads.get_mut().expect("opened above"))
             }
 
+            /// The `checkpoints` table, opened on first use.
+            pub fn checkpoints(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                if let Some(t) = self.checkpoints.get() {
+                    return Ok(t);
+                }
+                let t = self.txn.open_table(CHECKPOINTS)?;
+                Ok(self.checkpoints.get_or_init(|| t))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn checkpoints_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                self.checkpoints()?;
+                Ok(self.checkpoints.get_mut().expect("opened above"))
+            }
+
             /// The `idem` table, opened on first use.
             pub fn idem(&self) -> Result<&redb::$tbl<$($lt,)? &'static str, &'static [u8]>, StorageError> {
                 if let Some(t) = self.idem.get() {
@@ -610,6 +665,7 @@ macro_rules! tables {
             #[allow(dead_code)]
             pub(crate) fn idem_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static str, &'static [u8]>, StorageError> {
                 self.idem()?;
+                self.checkpoints()?;
                 Ok(self.idem.get_mut().expect("opened above"))
             }
         }
@@ -902,7 +958,8 @@ impl WriteTables<'_> {
                     p.stream, p.seq
                 )));
             }
-            let (bytes, sum) = encode_event(&prev, p.stream, p.seq, p.position, p.at, &p.event);
+            let (bytes, sum) =
+                encode_event(&prev, p.stream, p.seq, p.position, p.at, &p.delta, &p.event);
             self.events_mut()?
                 .insert(&k_ww(p.stream, p.seq)[..], &bytes[..])?;
             self.log_mut()?
@@ -911,6 +968,23 @@ impl WriteTables<'_> {
         }
         for (s, (seq, sum)) in heads {
             self.heads_mut()?.insert(s, &head_val(seq, &sum)[..])?;
+        }
+        // Checkpoints: a wallet carried past a multiple of CHECKPOINT_EVERY events by this
+        // transaction gets one at its last event.
+        let mut first_seq: std::collections::HashMap<u64, u64> = Default::default();
+        for p in &c.events {
+            first_seq.entry(p.stream).or_insert(p.seq);
+        }
+        for (w, ws) in &c.wallets {
+            let Some(first) = first_seq.get(w) else {
+                continue;
+            };
+            if (first - 1) / CHECKPOINT_EVERY != ws.seq / CHECKPOINT_EVERY {
+                self.checkpoints_mut()?.insert(
+                    &checkpoint_key(*w, ws.updated_at, ws.seq)[..],
+                    &encode(&Checkpoint::of(ws))[..],
+                )?;
+            }
         }
         Ok(())
     }
