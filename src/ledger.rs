@@ -475,13 +475,7 @@ impl Ledger {
         wallet: Uuid,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<WalletSnapshot, ReadError> {
-        guard(|| {
-            let r = self.reader()?;
-            let w = r
-                .wallet_number(wallet)?
-                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
-            r.snapshot(w, as_of)
-        })
+        self.read_wallet(wallet, |r, w| r.snapshot(w, as_of))
     }
 
     /// The wallet's figures as of `as_of` (default: now), without its lifecycle events: the
@@ -491,22 +485,27 @@ impl Ledger {
         wallet: Uuid,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<WalletSnapshot, ReadError> {
+        self.read_wallet(wallet, |r, w| r.figures(w, as_of))
+    }
+
+    /// Runs `f` on a fresh reader and the wallet's number (`unknown_wallet` when there is none).
+    fn read_wallet<T>(
+        &self,
+        wallet: Uuid,
+        f: impl FnOnce(&Reader, u64) -> Result<T, ReadError>,
+    ) -> Result<T, ReadError> {
         guard(|| {
             let r = self.reader()?;
             let w = r
                 .wallet_number(wallet)?
                 .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
-            r.figures(w, as_of)
+            f(&r, w)
         })
     }
 
     /// Every event of a wallet, in order.
     pub fn history(&self, wallet: Uuid) -> Result<Vec<HistoryEntry>, ReadError> {
-        guard(|| {
-            let r = self.reader()?;
-            let w = r
-                .wallet_number(wallet)?
-                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
+        self.read_wallet(wallet, |r, w| {
             Ok(r.events(w)?
                 .into_iter()
                 .map(|(seq, rec)| HistoryEntry {

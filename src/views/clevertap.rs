@@ -87,25 +87,8 @@ impl Failure {
 }
 
 /// The body: a success or a failure.
-/// Serialized as the bare body. To read one back, use [`Response::from_body`]: the HTTP
-/// status says which it is (an untagged derive could not read exact numbers).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Response {
-    Success(Success),
-    Failure(Failure),
-}
-
-impl Response {
-    /// Reads a body back given its HTTP status: 200 is a success, anything else an error.
-    pub fn from_body(status: u16, body: &str) -> serde_json::Result<Response> {
-        if status == 200 {
-            serde_json::from_str(body).map(Response::Success)
-        } else {
-            serde_json::from_str(body).map(Response::Failure)
-        }
-    }
-}
+/// The body of an answer: [`super::Response`] with this vendor's success and error types.
+pub type Response = super::Response<Success, Failure>;
 
 /// The holder the request names, trying `objectId`, `email`, `identity` in that order.
 pub fn resolve(src: &Source, req: &Request) -> Result<Option<Uuid>, StorageError> {
@@ -134,7 +117,7 @@ pub fn resolve(src: &Source, req: &Request) -> Result<Option<Uuid>, StorageError
 pub fn answer(src: &Source, req: &Request) -> Result<(u16, Response), StorageError> {
     let Some(holder) = resolve(src, req)? else {
         let f = Failure::invalid_identity();
-        return Ok((f.code, Response::Failure(f)));
+        return Ok((f.code, Response::Error(f)));
     };
     let mut wallets = Vec::new();
     for w in src.reader().wallets_of(holder)? {

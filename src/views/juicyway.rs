@@ -116,25 +116,8 @@ impl ErrorBody {
     }
 }
 
-/// Serialized as the bare body. To read one back, use [`Response::from_body`]: the HTTP
-/// status says which it is (an untagged derive could not read exact numbers).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Response {
-    Success(Success),
-    Error(ErrorBody),
-}
-
-impl Response {
-    /// Reads a body back given its HTTP status: 200 is a success, anything else an error.
-    pub fn from_body(status: u16, body: &str) -> serde_json::Result<Response> {
-        if status == 200 {
-            serde_json::from_str(body).map(Response::Success)
-        } else {
-            serde_json::from_str(body).map(Response::Error)
-        }
-    }
-}
+/// The body of an answer: [`super::Response`] with this vendor's success and error types.
+pub type Response = super::Response<Success, ErrorBody>;
 
 /// `******` + the last 4 characters; a number of 4 characters or fewer is hidden entirely.
 pub fn mask_account_number(n: &str) -> String {

@@ -329,3 +329,24 @@ mod tests {
         assert_eq!(rfc3339_millis(t), "2025-03-15T14:30:00.000Z");
     }
 }
+
+/// A vendor's answer body: its success body or its error body, serialized bare. To read one back
+/// use [`Response::from_body`]: the HTTP status says which it is (an untagged derive could not
+/// read exact numbers).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Response<S, E> {
+    Success(S),
+    Error(E),
+}
+
+impl<S: serde::de::DeserializeOwned, E: serde::de::DeserializeOwned> Response<S, E> {
+    /// Reads a body back given its HTTP status: 200 is a success, anything else an error.
+    pub fn from_body(status: u16, body: &str) -> serde_json::Result<Self> {
+        if status == 200 {
+            serde_json::from_str(body).map(Response::Success)
+        } else {
+            serde_json::from_str(body).map(Response::Error)
+        }
+    }
+}
