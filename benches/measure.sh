@@ -5,14 +5,16 @@
 #   benches/measure.sh            # full sizes (first run builds the fixtures: ~3 minutes)
 #   benches/measure.sh --quick    # small sizes
 #
-# Output: target/bench-fixtures/report[-quick].jsonl and memory[-quick].tsv.
+# Output: target/bench-fixtures/report[-quick].jsonl and memory[-quick].tsv (under
+# $CARGO_TARGET_DIR when set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-}
 suffix=${size:+-quick}
 cargo build --release --example perf_report
-bin=target/release/examples/perf_report
-out=target/bench-fixtures
+target=${CARGO_TARGET_DIR:-target}
+bin=$target/release/examples/perf_report
+out=$target/bench-fixtures
 mkdir -p "$out"
 
 echo "== machine"
