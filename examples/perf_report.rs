@@ -214,6 +214,22 @@ fn rate_of(cs: &[Contender], name: &str) -> Option<f64> {
 
 const ROUNDS: usize = 5;
 
+/// After an append run on both engines: both files hold the same figures (a few wallets, read
+/// after the last command).
+fn check_same(ours: Option<&Ours>, theirs: Option<&Sql>, wallets: u32, ops: &[Op]) {
+    let (Some(o), Some(s)) = (ours, theirs) else {
+        return;
+    };
+    let t = ns(ops.iter().map(Op::at).max().unwrap_or(T0) + 1);
+    for w in (0..wallets).step_by((wallets as usize / 4).max(1)) {
+        assert_eq!(
+            o.figures(w, t),
+            s.figures(w, t),
+            "wallet {w}: both engines agree"
+        );
+    }
+}
+
 fn append_single(size: &Size, e: Engines) -> Row {
     let aged = aged_fixture(size);
     let n = size.single_cmds;
@@ -254,11 +270,19 @@ fn append_single(size: &Size, e: Engines) -> Row {
         "# append_single_durable: {ROUNDS} rounds of {per_round} commands, one durable commit each"
     );
     interleave(ROUNDS, &mut cs);
-    let (ours, theirs, baseline) = (
+    let rates = (
         rate_of(&cs, "ours"),
         rate_of(&cs, "SQLite"),
         rate_of(&cs, "raw redb"),
     );
+    drop(cs);
+    check_same(
+        ours.as_ref(),
+        theirs.as_ref(),
+        size.append_wallets,
+        &rounds.concat(),
+    );
+    let (ours, theirs, baseline) = rates;
     eprintln!(
         "#   ours/raw redb = {:?} (target >= 0.7)",
         div(ours, baseline).map(round)
@@ -313,11 +337,19 @@ fn append_batch(size: &Size, e: Engines) -> Row {
     }
     eprintln!("# append_batch_1000: {ROUNDS} rounds of {per_round} batches of {b} commands");
     interleave(ROUNDS, &mut cs);
-    let (ours, theirs, baseline) = (
+    let rates = (
         rate_of(&cs, "ours"),
         rate_of(&cs, "SQLite"),
         rate_of(&cs, "raw redb"),
     );
+    drop(cs);
+    check_same(
+        ours.as_ref(),
+        theirs.as_ref(),
+        size.append_wallets,
+        &rounds.concat().concat(),
+    );
+    let (ours, theirs, baseline) = rates;
     eprintln!("#   ours/raw redb = {:?}", div(ours, baseline).map(round));
     Row {
         workload: "append_batch_1000",
@@ -502,13 +534,12 @@ fn replay_as_of(size: &Size, e: Engines) -> Row {
         use redb::ReadableDatabase;
         let db = redb::Database::open(f.ours()).unwrap();
         let stream = 1u64; // the big wallet is the first wallet opened
-        let mut lo = [0u8; 16];
-        lo[..8].copy_from_slice(&stream.to_be_bytes());
+        let lo = wallet_ledger::storage::event_key(stream, 0);
         let mut times = Vec::new();
         for _ in 0..r + 1 {
             let t = Instant::now();
             let txn = db.begin_read().unwrap();
-            let tbl = txn.open_table(wallet_ledger::storage::EVENTS).unwrap();
+            let tbl = txn.open_table(wallet_ledger::storage::ROWS).unwrap();
             let mut bytes = 0usize;
             for x in tbl
                 .range::<&[u8]>(&lo[..]..)
