@@ -568,6 +568,22 @@ fn replay_as_of(size: &Size, e: Engines) -> Row {
             .collect::<Vec<_>>();
         let m = median(times);
         eprintln!("#   ours: {:.1} ms per as-of read", m.as_secs_f64() * 1e3);
+        // For comparison, the path `verify` uses: a full replay of the stream up to the instant.
+        let reader = o.ledger.reader().expect("reader");
+        let t = Instant::now();
+        let full = reader
+            .snapshot_replayed(1, datetime_ns(f.t_mid))
+            .expect("replay");
+        let d = t.elapsed();
+        assert_eq!(
+            full.pockets[0].figures.credited as i64,
+            expect.map_or(0, |x| x.credited)
+        );
+        eprintln!(
+            "#   ours, full replay (Reader::snapshot_replayed): {:.1} ms, {:.0} events/s",
+            d.as_secs_f64() * 1e3,
+            per_sec(events, d)
+        );
         per_sec(events, m)
     });
     let theirs = e.theirs.then(|| {
