@@ -534,13 +534,12 @@ fn replay_as_of(size: &Size, e: Engines) -> Row {
         use redb::ReadableDatabase;
         let db = redb::Database::open(f.ours()).unwrap();
         let stream = 1u64; // the big wallet is the first wallet opened
-        let mut lo = [0u8; 16];
-        lo[..8].copy_from_slice(&stream.to_be_bytes());
+        let lo = wallet_ledger::storage::event_key(stream, 0);
         let mut times = Vec::new();
         for _ in 0..r + 1 {
             let t = Instant::now();
             let txn = db.begin_read().unwrap();
-            let tbl = txn.open_table(wallet_ledger::storage::EVENTS).unwrap();
+            let tbl = txn.open_table(wallet_ledger::storage::ROWS).unwrap();
             let mut bytes = 0usize;
             for x in tbl
                 .range::<&[u8]>(&lo[..]..)

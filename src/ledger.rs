@@ -60,13 +60,41 @@ impl IdSource for RandomIds {
     }
 }
 
+/// The database, closed under a guard: redb's close runs a last commit, which can panic on a
+/// damaged file, and a handle going out of scope must not abort the embedding process.
+struct Db(Option<Database>);
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Database {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+        }
+    }
+}
+
 struct Inner {
-    db: Database,
+    db: Db,
     clock: Box<dyn Clock>,
     /// Commands waiting for a group commit, in arrival order.
     queue: Mutex<VecDeque<Job>>,
     /// Held by the caller that is committing a group.
     commit: Mutex<()>,
+    /// Completed groups (a generation counter), and the signal that one completed.
+    groups: Mutex<u64>,
+    group_done: std::sync::Condvar,
 }
 
 /// A handle on one ledger file. `Send + Sync` and cheap to clone: clones share the database.
@@ -312,10 +340,12 @@ impl Ledger {
         txn.commit().map_err(StorageError::from)?;
         Ok(Ledger {
             inner: Arc::new(Inner {
-                db,
+                db: Db(Some(db)),
                 clock,
                 queue: Mutex::new(VecDeque::new()),
                 commit: Mutex::new(()),
+                groups: Mutex::new(0),
+                group_done: std::sync::Condvar::new(),
             }),
         })
     }
@@ -357,18 +387,53 @@ impl Ledger {
             slot: slot.clone(),
         });
         loop {
-            let _leader = lock(&self.inner.commit);
             if let Some(r) = lock(&slot).take() {
                 return r;
             }
-            let jobs: Vec<Job> = {
-                let mut q = lock(&self.inner.queue);
-                let n = q.len().min(MAX_GROUP_COMMANDS);
-                q.drain(..n).collect()
+            // The generation of completed groups before trying to lead: waiting below until it
+            // moves cannot miss a group that completes in between.
+            let seen = *lock(&self.inner.groups);
+            let leader = match self.inner.commit.try_lock() {
+                Ok(g) => Some(g),
+                // Poisoned only if a panic escaped a group (guard() catches them); leading on
+                // is still safe, the lock protects no data.
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
             };
-            let answered = Answer(&jobs);
-            let results = guard(|| self.commit_group(&jobs));
-            answered.fill(results);
+            let led = match leader {
+                Some(_leader) => {
+                    let jobs: Vec<Job> = {
+                        let mut q = lock(&self.inner.queue);
+                        let n = q.len().min(MAX_GROUP_COMMANDS);
+                        q.drain(..n).collect()
+                    };
+                    if !jobs.is_empty() {
+                        let answered = Answer(&jobs);
+                        let results = guard(|| self.commit_group(&jobs));
+                        answered.fill(results);
+                    }
+                    true
+                }
+                None => false,
+            };
+            if led {
+                // Announced only after the commit lock is released: a caller that saw the old
+                // generation and failed to lead is then sure to see it move.
+                *lock(&self.inner.groups) += 1;
+                self.inner.group_done.notify_all();
+                continue;
+            }
+            // Another caller is committing a group, perhaps with this command in it: wait for it
+            // to finish rather than queueing on the commit lock (answered callers queued there
+            // would hand the lock on one at a time and shrink every later group to one command).
+            let mut g = lock(&self.inner.groups);
+            while *g == seen {
+                g = self
+                    .inner
+                    .group_done
+                    .wait(g)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
         }
     }
 
@@ -695,14 +760,14 @@ impl Reader {
     }
 
     fn events_inner(&self, stream: u64) -> Result<Vec<(u64, EventRecord)>, StorageError> {
-        let lo = crate::storage::codec::k_ww(stream, 0);
-        let hi = crate::storage::codec::k_ww(stream, u64::MAX);
+        let lo = crate::storage::event_key(stream, 0);
+        let hi = crate::storage::event_key(stream, u64::MAX);
         let mut out = Vec::new();
-        for r in self.t.events()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
+        for r in self.t.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (k, v) = r?;
             let seq = k
                 .value()
-                .get(8..16)
+                .get(9..17)
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
                 .ok_or_else(|| StorageError("event key of the wrong size".into()))?;
@@ -817,7 +882,7 @@ impl Reader {
         let hi = checkpoint_key(w, at, u64::MAX);
         let cp: Option<Checkpoint> = match self
             .t
-            .checkpoints()?
+            .rows()?
             .range::<&[u8]>(&lo[..]..=&hi[..])
             .map_err(StorageError::from)?
             .next_back()
@@ -838,11 +903,11 @@ impl Reader {
                 cards: Vec::new(),
             },
         };
-        let lo = crate::storage::codec::k_ww(w, start.seq + 1);
-        let hi = crate::storage::codec::k_ww(w, u64::MAX);
+        let lo = crate::storage::event_key(w, start.seq + 1);
+        let hi = crate::storage::event_key(w, u64::MAX);
         for r in self
             .t
-            .events()?
+            .rows()?
             .range::<&[u8]>(&lo[..]..=&hi[..])
             .map_err(StorageError::from)?
         {
@@ -915,11 +980,11 @@ impl Reader {
         let empty = Empty;
         let mut tx = Tx::without_undo(&empty)?;
         // Stream the wallet's events, stopping at the first one after `at`.
-        let lo = crate::storage::codec::k_ww(w, 0);
-        let hi = crate::storage::codec::k_ww(w, u64::MAX);
+        let lo = crate::storage::event_key(w, 0);
+        let hi = crate::storage::event_key(w, u64::MAX);
         for r in self
             .t
-            .events()?
+            .rows()?
             .range::<&[u8]>(&lo[..]..=&hi[..])
             .map_err(StorageError::from)?
         {

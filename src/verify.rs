@@ -7,14 +7,15 @@
 //! - §4.2: every time-driven transition recorded exactly when due and in due order, none missed
 //!   before a later event (replay asks [`next_due`] before every event);
 //! - §5: every invariant after every event (asserted by `apply`);
-//! - materialized = replay: every table equal, row for row, to what the replay rebuilt.
+//! - every stored figure delta and checkpoint equal to what replay computes;
+//! - materialized = replay: every row of every table equal to what the replay rebuilt.
 
 use crate::domain::apply::{apply, next_due};
 use crate::domain::event::Event;
 use crate::domain::state::*;
 use crate::error::StorageError;
-use crate::storage::codec::{self, chain, decode};
-use crate::storage::{Checkpoint, ReadTables};
+use crate::storage::codec::{self, chain};
+use crate::storage::{self as st, Checkpoint, HeaderPrefix, ReadTables, row};
 use redb::{ReadableTable, ReadableTableMetadata};
 use std::collections::BTreeMap;
 
@@ -57,73 +58,128 @@ fn is_time_driven(ev: &Event) -> bool {
     )
 }
 
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        row::LOT => "lot",
+        row::NAME => "name",
+        row::HOLD => "hold",
+        row::REDEMPTION => "redemption",
+        row::SLICE => "slice",
+        row::LIFECYCLE => "lifecycle",
+        row::CONS => "consumable index",
+        row::DUE => "due index",
+        _ => "row",
+    }
+}
+
+type Stored = (u64, u64, i64, Event, Option<Delta>);
+
 pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     let mut p = Problems(Vec::new());
     let ledger = t.ledger()?;
 
-    // 1. Streams: sequence, chain, head. Collect (position → (stream, seq, at, event)).
-    type Stored = (u64, u64, i64, Event, Option<Delta>);
+    // 1. One pass over the wallet rows: events (chain checked on the way), headers, checkpoints,
+    //    and the other rows, kept to compare with the replay.
     let mut by_pos: BTreeMap<u64, Stored> = BTreeMap::new();
     let mut current: Option<(u64, u64, [u8; 16])> = None; // stream, last seq, last checksum
     let mut heads_seen: BTreeMap<u64, (u64, [u8; 16])> = BTreeMap::new();
-    for r in t.events()?.iter()? {
+    let mut headers: BTreeMap<u64, (HeaderPrefix, Vec<u8>)> = BTreeMap::new();
+    let mut checkpoints: BTreeMap<(u64, u64), Checkpoint> = BTreeMap::new();
+    let mut other: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for r in t.rows()?.iter()? {
         let (k, v) = r?;
-        let k = k.value();
-        if k.len() != 16 {
-            p.push(format!("event key of {} bytes", k.len()));
+        let (k, v) = (k.value(), v.value());
+        if k.len() < 9 {
+            p.push(format!("wallet rows: a key of {} bytes", k.len()));
             continue;
         }
         let stream = u64::from_be_bytes(k[..8].try_into().expect("sized"));
-        let seq = u64::from_be_bytes(k[8..].try_into().expect("sized"));
-        let what = format!("stream {stream} event {seq}");
-        let (prev_seq, prev_sum) = match current {
-            Some((s, q, c)) if s == stream => (q, c),
-            _ => (0, [0u8; 16]),
-        };
-        if seq != prev_seq + 1 {
-            p.push(format!(
-                "{what}: sequence gap (previous record of the stream is {prev_seq}): a record was removed or moved"
-            ));
-        }
-        match codec::decode_event(&what, v.value()) {
-            Err(e) => {
-                p.push(e.0);
-                current = Some((stream, seq, [0xff; 16]));
-            }
-            Ok((rec, payload)) => {
-                let expect = chain(&prev_sum, stream, seq, rec.position, rec.at, payload);
-                if expect != rec.checksum {
+        match k[8] {
+            row::EVENT => {
+                let Some(seq) = k
+                    .get(9..)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                else {
                     p.push(format!(
-                        "{what} (position {}): checksum mismatch: the record or one before it was altered, removed or reordered",
-                        rec.position
+                        "stream {stream}: an event key of {} bytes",
+                        k.len()
+                    ));
+                    continue;
+                };
+                let what = format!("stream {stream} event {seq}");
+                let (prev_seq, prev_sum) = match current {
+                    Some((s, q, c)) if s == stream => (q, c),
+                    _ => (0, [0u8; 16]),
+                };
+                if seq != prev_seq + 1 {
+                    p.push(format!(
+                        "{what}: sequence gap (previous record of the stream is {prev_seq}): a record was removed or moved"
                     ));
                 }
-                current = Some((stream, seq, rec.checksum));
-                heads_seen.insert(stream, (seq, rec.checksum));
-                if by_pos
-                    .insert(rec.position, (stream, seq, rec.at, rec.event, rec.delta))
-                    .is_some()
-                {
-                    p.push(format!("{what}: position {} is used twice", rec.position));
+                match codec::decode_event(&what, v) {
+                    Err(e) => {
+                        p.push(e.0);
+                        current = Some((stream, seq, [0xff; 16]));
+                    }
+                    Ok((rec, payload)) => {
+                        let expect = chain(&prev_sum, stream, seq, rec.position, rec.at, payload);
+                        if expect != rec.checksum {
+                            p.push(format!(
+                                "{what} (position {}): checksum mismatch: the record or one before it was altered, removed or reordered",
+                                rec.position
+                            ));
+                        }
+                        current = Some((stream, seq, rec.checksum));
+                        heads_seen.insert(stream, (seq, rec.checksum));
+                        if by_pos
+                            .insert(rec.position, (stream, seq, rec.at, rec.event, rec.delta))
+                            .is_some()
+                        {
+                            p.push(format!("{what}: position {} is used twice", rec.position));
+                        }
+                    }
                 }
             }
+            row::HEADER => match st::header_from(v) {
+                Ok((prefix, body)) => {
+                    headers.insert(stream, (prefix, body.to_vec()));
+                }
+                Err(e) => p.push(format!("stream {stream} header: {}", e.0)),
+            },
+            row::CHECKPOINT => match codec::decode::<Checkpoint>("checkpoint", v) {
+                Ok(c) => {
+                    if checkpoints.insert((stream, c.seq), c).is_some() {
+                        p.push(format!("checkpoints: wallet {stream} has two at one event"));
+                    }
+                }
+                Err(e) => p.push(format!("wallet {stream}: {}", e.0)),
+            },
+            row::LOT
+            | row::NAME
+            | row::HOLD
+            | row::REDEMPTION
+            | row::SLICE
+            | row::LIFECYCLE
+            | row::CONS
+            | row::DUE => {
+                other.insert(k.to_vec(), v.to_vec());
+            }
+            kind => p.push(format!("wallet {stream}: a row of unknown kind {kind}")),
         }
     }
-    for r in t.heads()?.iter()? {
-        let (k, v) = r?;
-        let stream = k.value();
-        let head = crate::storage::head_from(v.value())?;
-        match heads_seen.get(&stream) {
-            Some(h) if *h == head => {}
+    for (s, (prefix, _)) in &headers {
+        match heads_seen.get(s) {
+            Some(h) if *h == (prefix.seq, prefix.checksum) => {}
             Some(h) => p.push(format!(
-                "stream {stream}: chain head says sequence {} but the last record is {}: records were removed or altered",
-                head.0, h.0
+                "stream {s}: chain head says sequence {} but the last record is {}: records were removed or altered",
+                prefix.seq, h.0
             )),
-            None => p.push(format!("stream {stream}: chain head without records")),
+            None => p.push(format!("stream {s}: chain head without records")),
         }
     }
     for s in heads_seen.keys() {
-        if t.heads()?.get(*s)?.is_none() {
+        if !headers.contains_key(s) {
             p.push(format!("stream {s}: records without a chain head"));
         }
     }
@@ -167,25 +223,6 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     let empty = Empty;
     let mut tx = Tx::without_undo(&empty)?;
     let mut events = 0u64;
-    // Checkpoints, compared with the replayed state when replay reaches their event.
-    let mut checkpoints: BTreeMap<(u64, u64), Checkpoint> = BTreeMap::new();
-    for r in t.checkpoints()?.iter()? {
-        let (k, v) = r?;
-        let k = k.value();
-        let w = k
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes);
-        match (w, codec::decode::<Checkpoint>("checkpoint", v.value())) {
-            (Some(w), Ok(c)) => {
-                if checkpoints.insert((w, c.seq), c).is_some() {
-                    p.push(format!("checkpoints: wallet {w} has two at one event"));
-                }
-            }
-            (_, Err(e)) => p.push(e.0),
-            (None, _) => p.push("checkpoints: a key of the wrong size".into()),
-        }
-    }
     let mut checkpoints_seen = 0usize;
     for (pos, (stream, seq, at, ev, stored_delta)) in &by_pos {
         let what = format!(
@@ -248,13 +285,117 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     let replayed_ledger = tx.ledger()?;
     let c = tx.into_changes()?;
 
-    // 4. Materialized = replay, table by table.
+    // 4. Materialized = replay, row by row.
     if replayed_ledger != ledger {
         p.push(format!(
             "ledger counters: stored {ledger:?}, replay {replayed_ledger:?}"
         ));
     }
-    compare_u64(&mut p, "programs", t.programs()?, &c.programs)?;
+    // Wallet headers (and their earliest due instant).
+    let wallet_headers = headers.iter().filter(|(w, _)| **w != LEDGER_STREAM).count();
+    compare_count(
+        &mut p,
+        "wallet headers",
+        wallet_headers as u64,
+        c.wallets.len(),
+    );
+    for (w, ws) in &c.wallets {
+        match headers.get(w) {
+            None => p.push(format!("wallet {w}: no header row")),
+            Some((prefix, body)) => {
+                if *body != codec::encode(ws) {
+                    let shown = codec::decode::<WalletState>("wallet", body)
+                        .map(|s| format!("{s:?}"))
+                        .unwrap_or_else(|e| e.0);
+                    p.push(format!("wallet {w}: stored {shown}, replay {ws:?}"));
+                }
+                if prefix.next_due != ws.next_due {
+                    p.push(format!(
+                        "wallet {w}: header says next due {:?}, replay {:?}",
+                        prefix.next_due, ws.next_due
+                    ));
+                }
+            }
+        }
+    }
+    // Every other wallet row, rebuilt from the replay with the same key layout.
+    let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for ((w, no), l) in &c.lots {
+        expected.insert(st::lot_key(*w, *no), codec::encode(l));
+    }
+    for ((w, kind, id), no) in &c.names {
+        expected.insert(st::name_key(*w, *kind, id), no.to_be_bytes().to_vec());
+    }
+    for ((w, no), h) in &c.holds {
+        expected.insert(st::hold_key(*w, *no), codec::encode(h));
+    }
+    for ((w, no), r) in &c.redemptions {
+        expected.insert(st::redemption_key(*w, *no), codec::encode(r));
+    }
+    for ((w, o, i), s) in &c.slices {
+        expected.insert(st::slice_key(*w, *o, *i), st::slice_val(s).to_vec());
+    }
+    for (w, idx, rec) in &c.lifecycle {
+        expected.insert(st::lifecycle_key(*w, *idx), codec::encode(rec));
+    }
+    for k in &c.cons_add {
+        expected.insert(st::cons_key(k), Vec::new());
+    }
+    for k in &c.due_add {
+        expected.insert(st::due_key(k), Vec::new());
+    }
+    let describe = |k: &[u8]| {
+        format!(
+            "wallet {} {} row {:02x?}",
+            u64::from_be_bytes(k[..8].try_into().expect("sized")),
+            kind_name(k[8]),
+            &k[9..]
+        )
+    };
+    for (k, v) in &other {
+        match expected.get(k) {
+            None => p.push(format!(
+                "{}: stored, but the replay has no such row",
+                describe(k)
+            )),
+            Some(e) if e != v => p.push(format!("{}: differs from the replay", describe(k))),
+            Some(_) => {}
+        }
+    }
+    for k in expected.keys() {
+        if !other.contains_key(k) {
+            p.push(format!("{}: missing", describe(k)));
+        }
+    }
+    // The sweep index: each wallet's earliest due instant.
+    let mut due_wallets = 0u64;
+    for (w, ws) in &c.wallets {
+        if let Some(at) = ws.next_due {
+            due_wallets += 1;
+            if t.next_due()?.get(&st::next_due_key(at, *w)[..])?.is_none() {
+                p.push(format!(
+                    "sweep index: wallet {w} should be due at {}",
+                    crate::model::Instant(at)
+                ));
+            }
+        }
+    }
+    compare_count(
+        &mut p,
+        "sweep index",
+        t.next_due()?.len()?,
+        due_wallets as usize,
+    );
+    // Global tables.
+    compare_map(
+        &mut p,
+        "programs",
+        t.programs()?
+            .iter()?
+            .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
+        &c.programs,
+        codec::encode,
+    )?;
     compare_map(
         &mut p,
         "holders",
@@ -264,92 +405,6 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
         &c.holders,
         codec::encode,
     )?;
-    compare_map(
-        &mut p,
-        "wallets",
-        t.wallets()?
-            .iter()?
-            .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
-        &c.wallets,
-        codec::encode,
-    )?;
-    compare_map(
-        &mut p,
-        "lots",
-        t.lots()?
-            .iter()?
-            .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
-        &c.lots,
-        codec::encode,
-    )?;
-    compare_map(
-        &mut p,
-        "holds",
-        t.holds()?
-            .iter()?
-            .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
-        &c.holds,
-        codec::encode,
-    )?;
-    compare_map(
-        &mut p,
-        "redemptions",
-        t.redemptions()?
-            .iter()?
-            .map(|r| r.map(|(k, v)| (split_w32(k.value()), v.value().to_vec()))),
-        &c.redemptions,
-        codec::encode,
-    )?;
-    compare_count(&mut p, "slices", t.slices()?.len()?, c.slices.len());
-    for ((w, o, i), s) in &c.slices {
-        let stored = t.slice(*w, *o, *i)?;
-        if stored != Some(*s) {
-            p.push(format!(
-                "slices: wallet {w} {o:?} #{i}: stored {stored:?}, replay {s:?}"
-            ));
-        }
-    }
-    compare_count(&mut p, "names", t.names()?.len()?, c.names.len());
-    for ((w, kind, id), no) in &c.names {
-        let stored = t.name(*w, *kind, id)?;
-        if stored != Some(*no) {
-            p.push(format!(
-                "names: wallet {w} {kind:?} {id:?}: stored {stored:?}, replay {no}"
-            ));
-        }
-    }
-    compare_count(
-        &mut p,
-        "lifecycle",
-        t.lifecycle()?.len()?,
-        c.lifecycle.len(),
-    );
-    for (w, idx, rec) in &c.lifecycle {
-        let stored = t
-            .lifecycle()?
-            .get(&codec::k_w32(*w, *idx)[..])?
-            .map(|v| v.value().to_vec());
-        if stored.as_deref() != Some(&codec::encode(rec)[..]) {
-            p.push(format!("lifecycle: wallet {w} #{idx} differs from replay"));
-        }
-    }
-    compare_count(
-        &mut p,
-        "consumable index",
-        t.cons()?.len()?,
-        c.cons_add.len(),
-    );
-    for k in &c.cons_add {
-        if t.cons()?.get(&crate::storage::cons_key(k)[..])?.is_none() {
-            p.push(format!("consumable index: missing {k:?}"));
-        }
-    }
-    compare_count(&mut p, "due index", t.due()?.len()?, c.due_add.len());
-    for k in &c.due_add {
-        if t.due()?.get(&crate::storage::due_key(k)[..])?.is_none() {
-            p.push(format!("due index: missing {k:?}"));
-        }
-    }
     compare_count(
         &mut p,
         "holder identities",
@@ -417,46 +472,6 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             p.push(format!("holder wallets: wallet {w} missing"));
         }
     }
-    // The sweep index: each wallet's earliest due instant.
-    let mut first_due: BTreeMap<u64, i64> = BTreeMap::new();
-    for k in &c.due_add {
-        first_due.entry(k.wallet).or_insert(k.at);
-    }
-    compare_count(
-        &mut p,
-        "sweep index (wallet_due)",
-        t.wallet_due()?.len()?,
-        first_due.len(),
-    );
-    compare_count(
-        &mut p,
-        "sweep index (next_due)",
-        t.next_due()?.len()?,
-        first_due.len(),
-    );
-    for (w, at) in &first_due {
-        let stored = t
-            .wallet_due()?
-            .get(*w)?
-            .map(|v| codec::i64_from_key(v.value()))
-            .transpose();
-        let stored = match stored {
-            Ok(s) => s,
-            Err(e) => {
-                p.push(format!("sweep index: wallet {w}: {}", e.0));
-                continue;
-            }
-        };
-        let mut k = [0u8; 16];
-        k[..8].copy_from_slice(&codec::i64_key(*at));
-        k[8..].copy_from_slice(&w.to_be_bytes());
-        if stored != Some(*at) || t.next_due()?.get(&k[..])?.is_none() {
-            p.push(format!(
-                "sweep index: wallet {w} should be due at {}, stored {stored:?}",
-                crate::model::Instant(*at)
-            ));
-        }
-    }
     Ok(Report {
         events,
         wallets: ledger.wallets,
@@ -464,37 +479,10 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     })
 }
 
-fn split_w32(k: &[u8]) -> (u64, u32) {
-    if k.len() != 12 {
-        return (u64::MAX, u32::MAX);
-    }
-    (
-        u64::from_be_bytes(k[..8].try_into().expect("sized")),
-        u32::from_be_bytes(k[8..].try_into().expect("sized")),
-    )
-}
-
 fn compare_count(p: &mut Problems, what: &str, stored: u64, replay: usize) {
     if stored != replay as u64 {
         p.push(format!("{what}: {stored} stored rows, replay has {replay}"));
     }
-}
-
-fn compare_u64(
-    p: &mut Problems,
-    what: &str,
-    table: &redb::ReadOnlyTable<u64, &'static [u8]>,
-    replay: &std::collections::HashMap<u64, crate::model::Program>,
-) -> Result<(), StorageError> {
-    compare_map(
-        p,
-        what,
-        table
-            .iter()?
-            .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
-        replay,
-        codec::encode,
-    )
 }
 
 /// Compares stored rows (key, encoded value) with the replay's map, both ways.
@@ -518,7 +506,7 @@ where
                 "{what}: {k:?} is stored but the replay has no such record"
             )),
             Some(v) if enc(v) != bytes => {
-                let shown = decode::<V>(what, &bytes)
+                let shown = codec::decode::<V>(what, &bytes)
                     .map(|s| format!("{s:?}"))
                     .unwrap_or_else(|e| e.0);
                 p.push(format!("{what}: {k:?}: stored {shown}, replay {v:?}"));

@@ -536,18 +536,22 @@ fn write_v1_fixtures() {
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
     let t = txn
-        .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("events"))
+        .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("wallet_rows"))
         .unwrap();
     let mut out = String::from(
         "# Event records of format v1, written once from events_v1.jsonl: stream seq bytes(hex)\n",
     );
+    // Event rows of `wallet_rows`: key [stream u64][kind 10][seq u64].
     for r in redb::ReadableTable::iter(&t).unwrap() {
         let (k, v) = r.unwrap();
         let k = k.value();
+        if k[8] != wallet_ledger::storage::row::EVENT {
+            continue;
+        }
         out.push_str(&format!(
             "{} {} {}\n",
             u64::from_be_bytes(k[..8].try_into().unwrap()),
-            u64::from_be_bytes(k[8..].try_into().unwrap()),
+            u64::from_be_bytes(k[9..].try_into().unwrap()),
             hex(v.value())
         ));
     }

@@ -1,18 +1,18 @@
 //! Tamper evidence (SPEC §6): altering, removing, reordering or forging stored event records —
-//! by opening the redb file directly, table `events` of `&[u8] → &[u8]` — makes `verify` report
+//! by opening the redb file directly, the event rows of table `wallet_rows` — makes `verify` report
 //! which record and why; and opening a damaged or foreign file never panics.
 
 mod common;
 
 use common::*;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use wallet_ledger::storage::codec;
 use wallet_ledger::{FixedClock, Ledger};
 
-const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
-const HEADS: TableDefinition<u64, &[u8]> = TableDefinition::new("heads");
+/// Every wallet's rows, its events and chain head among them (see `wallet_ledger::storage::row`).
+const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("wallet_rows");
 const WALLETS: usize = 3;
 
 /// A ledger file with a realistic history, in its own temp dir.
@@ -37,15 +37,23 @@ fn open(path: &Path) -> Ledger {
     Ledger::open_with_clock(path, Box::new(FixedClock(far_future()))).unwrap()
 }
 
-fn key(stream: u64, seq: u64) -> [u8; 16] {
-    codec::k_ww(stream, seq)
+fn key(stream: u64, seq: u64) -> Vec<u8> {
+    wallet_ledger::storage::event_key(stream, seq)
+}
+
+/// Rewrites a stream's chain head (the first 24 bytes of its header row), as a forger would.
+fn set_head(rows: &mut redb::Table<&[u8], &[u8]>, stream: u64, head: &[u8]) {
+    let k = wallet_ledger::storage::header_key(stream);
+    let mut v = rows.get(&k[..]).unwrap().unwrap().value().to_vec();
+    v[..24].copy_from_slice(head);
+    rows.insert(&k[..], &v[..]).unwrap();
 }
 
 /// Raw records of a stream, in order: (seq, bytes).
 fn records(path: &Path, stream: u64) -> Vec<(u64, Vec<u8>)> {
     let db = Database::open(path).unwrap();
     let txn = db.begin_read().unwrap();
-    let t = txn.open_table(EVENTS).unwrap();
+    let t = txn.open_table(ROWS).unwrap();
     let lo = key(stream, 0);
     let hi = key(stream, u64::MAX);
     t.range::<&[u8]>(&lo[..]..=&hi[..])
@@ -53,24 +61,20 @@ fn records(path: &Path, stream: u64) -> Vec<(u64, Vec<u8>)> {
         .map(|r| {
             let (k, v) = r.unwrap();
             (
-                u64::from_be_bytes(k.value()[8..].try_into().unwrap()),
+                u64::from_be_bytes(k.value()[9..].try_into().unwrap()),
                 v.value().to_vec(),
             )
         })
         .collect()
 }
 
-/// Edits the `events` table (and optionally `heads`) directly, as an attacker with the file would.
-fn tamper(
-    path: &Path,
-    f: impl FnOnce(&mut redb::Table<&[u8], &[u8]>, &mut redb::Table<u64, &[u8]>),
-) {
+/// Edits the wallet rows (events, chain heads) directly, as an attacker with the file would.
+fn tamper(path: &Path, f: impl FnOnce(&mut redb::Table<&[u8], &[u8]>)) {
     let db = Database::open(path).unwrap();
     let txn = db.begin_write().unwrap();
     {
-        let mut events = txn.open_table(EVENTS).unwrap();
-        let mut heads = txn.open_table(HEADS).unwrap();
-        f(&mut events, &mut heads);
+        let mut rows = txn.open_table(ROWS).unwrap();
+        f(&mut rows);
     }
     txn.commit().unwrap();
 }
@@ -140,7 +144,7 @@ fn an_altered_amount_is_a_checksum_mismatch_at_that_record() {
     payload.extend(bincode::encode_to_vec(&ev.event, bincode::config::standard()).unwrap());
     let mut forged = rec[..33].to_vec();
     forged.extend_from_slice(&payload);
-    tamper(&b.path, |e, _| {
+    tamper(&b.path, |e| {
         e.insert(&key(1, seq)[..], &forged[..]).unwrap();
     });
     let p = problems(&b.path);
@@ -163,7 +167,7 @@ fn an_altered_time_position_or_checksum_byte_is_reported_at_that_record() {
         let pos = position_of(&rec);
         rec[offset] ^= 0x01;
         let shown_pos = position_of(&rec);
-        tamper(&b.path, |e, _| {
+        tamper(&b.path, |e| {
             e.insert(&key(1, seq)[..], &rec[..]).unwrap();
         });
         let p = problems(&b.path);
@@ -187,7 +191,7 @@ fn a_removed_record_is_a_sequence_gap_and_a_hole_in_the_global_log() {
     let b = base();
     let (seq, rec) = middle(&b.path);
     let pos = position_of(&rec);
-    tamper(&b.path, |e, _| {
+    tamper(&b.path, |e| {
         e.remove(&key(1, seq)[..]).unwrap();
     });
     let p = problems(&b.path);
@@ -204,7 +208,7 @@ fn a_removed_last_record_contradicts_the_chain_head() {
     let recs = records(&b.path, 1);
     let (seq, rec) = recs.last().unwrap().clone();
     let pos = position_of(&rec);
-    tamper(&b.path, |e, _| {
+    tamper(&b.path, |e| {
         e.remove(&key(1, seq)[..]).unwrap();
     });
     let p = problems(&b.path);
@@ -228,7 +232,7 @@ fn swapped_records_are_reported_at_both_places() {
         .unwrap()
         .1;
     let (pa, pb) = (position_of(&a), position_of(&bnext));
-    tamper(&b.path, |e, _| {
+    tamper(&b.path, |e| {
         e.insert(&key(1, seq)[..], &bnext[..]).unwrap();
         e.insert(&key(1, seq + 1)[..], &a[..]).unwrap();
     });
@@ -255,7 +259,7 @@ fn a_record_moved_to_another_stream_is_reported() {
     let (seq, rec) = middle(&b.path);
     let pos = position_of(&rec);
     let last2 = records(&b.path, 2).last().unwrap().0;
-    tamper(&b.path, |e, _| {
+    tamper(&b.path, |e| {
         e.remove(&key(1, seq)[..]).unwrap();
         e.insert(&key(2, last2 + 1)[..], &rec[..]).unwrap();
     });
@@ -275,7 +279,7 @@ fn a_wrong_version_or_a_truncated_record_is_named() {
     let b = base();
     let (seq, mut rec) = middle(&b.path);
     rec[0] = 9;
-    tamper(&b.path, |e, _| {
+    tamper(&b.path, |e| {
         e.insert(&key(1, seq)[..], &rec[..]).unwrap();
     });
     assert_names(
@@ -285,7 +289,7 @@ fn a_wrong_version_or_a_truncated_record_is_named() {
 
     let b = base();
     let (seq, rec) = middle(&b.path);
-    tamper(&b.path, |e, _| {
+    tamper(&b.path, |e| {
         e.insert(&key(1, seq)[..], &rec[..10]).unwrap();
     });
     assert_names(
@@ -295,7 +299,7 @@ fn a_wrong_version_or_a_truncated_record_is_named() {
 
     let b = base();
     let (seq, rec) = middle(&b.path);
-    tamper(&b.path, |e, _| {
+    tamper(&b.path, |e| {
         e.insert(&key(1, seq)[..], &rec[..rec.len() - 1]).unwrap();
     });
     assert_names(&problems(&b.path), &[&format!("stream 1 event {seq}")]);
@@ -324,7 +328,7 @@ fn an_appended_record_with_a_valid_chain_is_caught() {
         ..Default::default()
     });
     let (bytes, _) = codec::encode_event(&rec.checksum, 1, seq + 1, 10_000, rec.at, &delta, &ev);
-    tamper(&b.path, |e, _| {
+    tamper(&b.path, |e| {
         e.insert(&key(1, seq + 1)[..], &bytes[..]).unwrap();
     });
     let p = problems(&b.path);
@@ -362,13 +366,13 @@ fn a_rechained_stream_is_caught_by_the_replay() {
     }
     assert!(changed);
     let last_seq = rewritten.last().unwrap().0;
-    tamper(&b.path, |e, h| {
+    tamper(&b.path, |e| {
         for (seq, out) in &rewritten {
             e.insert(&key(1, *seq)[..], &out[..]).unwrap();
         }
         let mut head = last_seq.to_be_bytes().to_vec();
         head.extend_from_slice(&prev);
-        h.insert(1, &head[..]).unwrap();
+        set_head(e, 1, &head);
     });
     let p = problems(&b.path);
     assert!(

@@ -1192,13 +1192,24 @@ fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
     let src = redb::Database::open(ours).expect("open ours");
     let dst_db = redb::Database::create(raw).expect("raw log");
     let rt = src.begin_read().unwrap();
-    let events = rt.open_table(wallet_ledger::storage::EVENTS).unwrap();
+    // Event records are the `wallet_rows` rows of kind EVENT.
+    let events = rt.open_table(wallet_ledger::storage::ROWS).unwrap();
     let mut n = 0u64;
-    let mut it = events.iter().unwrap().peekable();
+    let mut it = events
+        .iter()
+        .unwrap()
+        .filter(|r| {
+            r.as_ref()
+                .map(|(k, _)| k.value()[8] == wallet_ledger::storage::row::EVENT)
+                .unwrap_or(true)
+        })
+        .peekable();
     while it.peek().is_some() {
         let txn = dst_db.begin_write().unwrap();
         {
-            let mut t = txn.open_table(wallet_ledger::storage::EVENTS).unwrap();
+            let mut t = txn
+                .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("events"))
+                .unwrap();
             for r in it.by_ref().take(100_000) {
                 let (k, v) = r.unwrap();
                 t.insert(k.value(), v.value()).unwrap();
@@ -1242,20 +1253,9 @@ pub fn table_stats(path: &Path) -> Vec<(String, u64, u64, u64, u64)> {
         HOLDERS,
         HOLDER_WALLETS,
         WALLET_UUID,
-        WALLETS,
-        LOTS,
-        NAMES,
-        HOLDS,
-        REDEMPTIONS,
-        SLICES,
-        LIFECYCLE,
-        CONS,
-        DUE,
-        WALLET_DUE,
+        ROWS,
         NEXT_DUE,
-        EVENTS,
         LOG,
-        HEADS,
         IDEM
     );
     out

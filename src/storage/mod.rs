@@ -2,7 +2,12 @@
 //! committed state through the domain's [`Backing`] port, and write a transaction's [`Changes`]
 //! (records, indexes, event records with their checksum chain). Storage never decides.
 //!
-//! See `docs/design.md` for the file format and the commit strategy.
+//! Everything that belongs to one wallet lives in one table, `wallet_rows`, under keys that start
+//! with the wallet's number and a row kind ([`row`]): its header (with its chain head), lots,
+//! names, holds, redemptions, slices, lifecycle events, index entries, checkpoints and events. A
+//! command therefore modifies two tables (`wallet_rows` and the global `log`) rather than a dozen:
+//! in redb every modified table costs copied pages and a root update at commit, and a wallet's rows
+//! sit together in few pages. See `docs/design.md` for the whole layout and the commit strategy.
 
 pub mod codec;
 
@@ -11,9 +16,8 @@ use crate::error::StorageError;
 use crate::model::{Holder, Program};
 use codec::*;
 use redb::{ReadableTable, TableDefinition};
+use std::collections::HashMap;
 use std::ops::Bound;
-
-type Bytes = &'static [u8];
 
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const PROGRAMS: TableDefinition<u64, &[u8]> = TableDefinition::new("programs");
@@ -25,38 +29,41 @@ pub const HOLDER_WALLETS: TableDefinition<&[u8], ()> = TableDefinition::new("hol
 pub const WALLET_UUID: TableDefinition<u128, u64> = TableDefinition::new("wallet_uuid");
 pub const WALLET_EXTERNAL: TableDefinition<&str, u64> = TableDefinition::new("wallet_external");
 pub const CARDS: TableDefinition<&str, u64> = TableDefinition::new("cards");
-pub const WALLETS: TableDefinition<u64, &[u8]> = TableDefinition::new("wallets");
-/// (wallet, lot no) → Lot
-pub const LOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lots");
-/// (wallet, kind, id) → number
-pub const NAMES: TableDefinition<&[u8], u32> = TableDefinition::new("names");
-pub const HOLDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("holds");
-pub const REDEMPTIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("redemptions");
-/// (wallet, owner kind, owner no, idx) → (lot u32 BE, units u128 BE)
-pub const SLICES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("slices");
-/// (wallet, idx) → LifecycleRec
-pub const LIFECYCLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lifecycle");
-/// (wallet, pocket u16, order i64 key, lot) → ()
-pub const CONS: TableDefinition<&[u8], ()> = TableDefinition::new("consumable");
-/// (wallet, at i64 key, kind u8, no) → ()
-pub const DUE: TableDefinition<&[u8], ()> = TableDefinition::new("due");
-/// wallet → its earliest due instant (i64 key bytes), mirrored in NEXT_DUE
-pub const WALLET_DUE: TableDefinition<u64, &[u8]> = TableDefinition::new("wallet_due");
-/// (at i64 key, wallet) → ()
+/// (wallet u64 BE, row kind u8, …) → row; see [`row`]. Stream 0 (the ledger stream) keeps its
+/// chain head and events here too.
+pub const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("wallet_rows");
+/// (earliest due instant i64 key, wallet) → (): the wallets `sweep` must visit
 pub const NEXT_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("next_due");
-/// (stream, seq) → event record
-pub const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
-/// position → (stream, seq)
+/// position → (stream, seq): the global change feed
 pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
-/// stream → (seq u64 BE, checksum 16 bytes): the head of each stream's chain
-pub const HEADS: TableDefinition<u64, &[u8]> = TableDefinition::new("heads");
-/// (wallet, at i64 key, seq) → Checkpoint: a wallet's figures and profile after event `seq`,
-/// written when a transaction carries the wallet past a multiple of [`CHECKPOINT_EVERY`] events
-pub const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
-/// idempotency key → (fingerprint 32 bytes, encoded receipt)
+/// idempotency key → (fingerprint 32 bytes, encoded (instants, receipt))
 pub const IDEM: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 
-const _: Option<Bytes> = None;
+/// Row kinds of `wallet_rows`, the byte after the wallet number in every key.
+pub mod row {
+    /// `[w][0]` → chain head (seq u64 BE, checksum 16), next due (flag u8, i64 BE), WalletState
+    pub const HEADER: u8 = 0;
+    /// `[w][1][lot u32]` → Lot
+    pub const LOT: u8 = 1;
+    /// `[w][2][name kind u8][id bytes]` → number u32 BE
+    pub const NAME: u8 = 2;
+    /// `[w][3][hold u32]` → HoldRec
+    pub const HOLD: u8 = 3;
+    /// `[w][4][redemption u32]` → RedemptionRec
+    pub const REDEMPTION: u8 = 4;
+    /// `[w][5][owner kind u8][owner u32][index u32]` → lot u32 BE, units u128 BE
+    pub const SLICE: u8 = 5;
+    /// `[w][6][index u32]` → LifecycleRec
+    pub const LIFECYCLE: u8 = 6;
+    /// `[w][7][pocket u16][order i64 key][lot u32]` → (): active lots with free value
+    pub const CONS: u8 = 7;
+    /// `[w][8][at i64 key][kind u8][number u32]` → (): pending time-driven transitions
+    pub const DUE: u8 = 8;
+    /// `[w][9][at i64 key][seq u64]` → Checkpoint
+    pub const CHECKPOINT: u8 = 9;
+    /// `[w][10][seq u64]` → event record
+    pub const EVENT: u8 = 10;
+}
 
 /// A checkpoint is written at least every this many events of a wallet, so a read at an earlier
 /// instant sums at most this many figure deltas (plus one transaction's) from the nearest one.
@@ -84,20 +91,49 @@ impl Checkpoint {
     }
 }
 
-pub fn checkpoint_key(w: u64, at: i64, seq: u64) -> [u8; 24] {
-    let mut k = [0u8; 24];
-    k[..8].copy_from_slice(&w.to_be_bytes());
-    k[8..16].copy_from_slice(&i64_key(at));
-    k[16..].copy_from_slice(&seq.to_be_bytes());
+// ---- keys ------------------------------------------------------------------------------------
+
+/// `[w][kind][rest]`.
+pub fn row_key(w: u64, kind: u8, rest: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + rest.iter().map(|r| r.len()).sum::<usize>());
+    k.extend_from_slice(&w.to_be_bytes());
+    k.push(kind);
+    for r in rest {
+        k.extend_from_slice(r);
+    }
     k
 }
 
-fn name_key(w: u64, kind: NameKind, id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + id.len());
-    k.extend_from_slice(&w.to_be_bytes());
-    k.push(kind as u8);
-    k.extend_from_slice(id.as_bytes());
-    k
+pub fn header_key(w: u64) -> Vec<u8> {
+    row_key(w, row::HEADER, &[])
+}
+
+pub fn event_key(w: u64, seq: u64) -> Vec<u8> {
+    row_key(w, row::EVENT, &[&seq.to_be_bytes()])
+}
+
+pub fn checkpoint_key(w: u64, at: i64, seq: u64) -> Vec<u8> {
+    row_key(w, row::CHECKPOINT, &[&i64_key(at), &seq.to_be_bytes()])
+}
+
+pub(crate) fn lot_key(w: u64, no: u32) -> Vec<u8> {
+    row_key(w, row::LOT, &[&no.to_be_bytes()])
+}
+
+pub(crate) fn hold_key(w: u64, no: u32) -> Vec<u8> {
+    row_key(w, row::HOLD, &[&no.to_be_bytes()])
+}
+
+pub(crate) fn redemption_key(w: u64, no: u32) -> Vec<u8> {
+    row_key(w, row::REDEMPTION, &[&no.to_be_bytes()])
+}
+
+pub(crate) fn lifecycle_key(w: u64, idx: u32) -> Vec<u8> {
+    row_key(w, row::LIFECYCLE, &[&idx.to_be_bytes()])
+}
+
+pub(crate) fn name_key(w: u64, kind: NameKind, id: &str) -> Vec<u8> {
+    row_key(w, row::NAME, &[&[kind as u8], id.as_bytes()])
 }
 
 fn owner_bytes(o: Owner) -> (u8, u32) {
@@ -107,17 +143,16 @@ fn owner_bytes(o: Owner) -> (u8, u32) {
     }
 }
 
-fn slice_key(w: u64, o: Owner, idx: u32) -> [u8; 17] {
+pub(crate) fn slice_key(w: u64, o: Owner, idx: u32) -> Vec<u8> {
     let (kind, n) = owner_bytes(o);
-    let mut k = [0u8; 17];
-    k[..8].copy_from_slice(&w.to_be_bytes());
-    k[8] = kind;
-    k[9..13].copy_from_slice(&n.to_be_bytes());
-    k[13..].copy_from_slice(&idx.to_be_bytes());
-    k
+    row_key(
+        w,
+        row::SLICE,
+        &[&[kind], &n.to_be_bytes(), &idx.to_be_bytes()],
+    )
 }
 
-fn slice_val(s: &Slice) -> [u8; 20] {
+pub(crate) fn slice_val(s: &Slice) -> [u8; 20] {
     let mut v = [0u8; 20];
     v[..4].copy_from_slice(&s.lot.to_be_bytes());
     v[4..].copy_from_slice(&s.units.to_be_bytes());
@@ -134,72 +169,108 @@ fn slice_from(b: &[u8]) -> Result<Slice, StorageError> {
     })
 }
 
-pub fn cons_key(k: &ConsKey) -> [u8; 22] {
-    let mut b = [0u8; 22];
-    b[..8].copy_from_slice(&k.wallet.to_be_bytes());
-    b[8..10].copy_from_slice(&k.pocket.to_be_bytes());
-    b[10..18].copy_from_slice(&i64_key(k.order));
-    b[18..].copy_from_slice(&k.lot.to_be_bytes());
-    b
+pub fn cons_key(k: &ConsKey) -> Vec<u8> {
+    row_key(
+        k.wallet,
+        row::CONS,
+        &[
+            &k.pocket.to_be_bytes(),
+            &i64_key(k.order),
+            &k.lot.to_be_bytes(),
+        ],
+    )
 }
 
 fn cons_from(b: &[u8]) -> Result<ConsKey, StorageError> {
-    if b.len() != 22 {
+    if b.len() != 23 || b[8] != row::CONS {
         return Err(StorageError(format!("consumable key of {} bytes", b.len())));
     }
     Ok(ConsKey {
         wallet: u64::from_be_bytes(b[..8].try_into().expect("sized")),
-        pocket: u16::from_be_bytes(b[8..10].try_into().expect("sized")),
-        order: i64_from_key(&b[10..18])?,
-        lot: u32::from_be_bytes(b[18..].try_into().expect("sized")),
+        pocket: u16::from_be_bytes(b[9..11].try_into().expect("sized")),
+        order: i64_from_key(&b[11..19])?,
+        lot: u32::from_be_bytes(b[19..].try_into().expect("sized")),
     })
 }
 
-pub fn due_key(k: &DueKey) -> [u8; 21] {
-    let mut b = [0u8; 21];
-    b[..8].copy_from_slice(&k.wallet.to_be_bytes());
-    b[8..16].copy_from_slice(&i64_key(k.at));
-    b[16] = k.kind as u8;
-    b[17..].copy_from_slice(&k.no.to_be_bytes());
-    b
+pub fn due_key(k: &DueKey) -> Vec<u8> {
+    row_key(
+        k.wallet,
+        row::DUE,
+        &[&i64_key(k.at), &[k.kind as u8], &k.no.to_be_bytes()],
+    )
 }
 
 fn due_from(b: &[u8]) -> Result<DueKey, StorageError> {
-    if b.len() != 21 {
+    if b.len() != 22 || b[8] != row::DUE {
         return Err(StorageError(format!("due key of {} bytes", b.len())));
     }
     Ok(DueKey {
         wallet: u64::from_be_bytes(b[..8].try_into().expect("sized")),
-        at: i64_from_key(&b[8..16])?,
-        kind: match b[16] {
+        at: i64_from_key(&b[9..17])?,
+        kind: match b[17] {
             0 => DueKind::Activation,
             1 => DueKind::HoldTimeout,
             2 => DueKind::Expiry,
             k => return Err(StorageError(format!("due key with kind {k}"))),
         },
-        no: u32::from_be_bytes(b[17..].try_into().expect("sized")),
+        no: u32::from_be_bytes(b[18..].try_into().expect("sized")),
     })
 }
 
-fn head_val(seq: u64, sum: &[u8; 16]) -> [u8; 24] {
-    let mut v = [0u8; 24];
-    v[..8].copy_from_slice(&seq.to_be_bytes());
-    v[8..].copy_from_slice(sum);
-    v
+pub(crate) fn next_due_key(at: i64, w: u64) -> [u8; 16] {
+    k_ww(u64::from_be_bytes(i64_key(at)), w)
 }
 
-pub fn head_from(b: &[u8]) -> Result<(u64, [u8; 16]), StorageError> {
-    if b.len() != 24 {
-        return Err(StorageError(format!("chain head of {} bytes", b.len())));
+/// The fixed part of a header row: the stream's chain head and the wallet's earliest due instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderPrefix {
+    pub seq: u64,
+    pub checksum: [u8; 16],
+    pub next_due: Option<i64>,
+}
+
+const HEADER_PREFIX: usize = 8 + 16 + 9;
+
+impl HeaderPrefix {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.checksum);
+        match self.next_due {
+            Some(d) => {
+                out.push(1);
+                out.extend_from_slice(&d.to_be_bytes());
+            }
+            None => out.extend_from_slice(&[0; 9]),
+        }
     }
-    let mut s = [0u8; 16];
-    s.copy_from_slice(&b[8..]);
-    Ok((u64::from_be_bytes(b[..8].try_into().expect("sized")), s))
 }
 
-/// The tables of one transaction, each opened on first use: a read that needs three tables
-/// opens three, not all of them (opening a table costs a lookup in redb's table tree).
-/// Generated twice: over a read transaction and over a write transaction.
+/// Splits a header row into its prefix and the encoded `WalletState` (empty for stream 0).
+pub fn header_from(b: &[u8]) -> Result<(HeaderPrefix, &[u8]), StorageError> {
+    if b.len() < HEADER_PREFIX {
+        return Err(StorageError(format!("header row of {} bytes", b.len())));
+    }
+    let mut checksum = [0u8; 16];
+    checksum.copy_from_slice(&b[8..24]);
+    let next_due = match b[24] {
+        0 => None,
+        1 => Some(i64::from_be_bytes(b[25..33].try_into().expect("sized"))),
+        f => return Err(StorageError(format!("header row with due flag {f}"))),
+    };
+    Ok((
+        HeaderPrefix {
+            seq: u64::from_be_bytes(b[..8].try_into().expect("sized")),
+            checksum,
+            next_due,
+        },
+        &b[HEADER_PREFIX..],
+    ))
+}
+
+/// Opens every table of a transaction on first use: a read that needs two tables opens two
+/// (opening a table costs a look-up in redb's table tree). Generated twice: over a read
+/// transaction and over a write transaction.
 macro_rules! tables {
     ($name:ident [$($lt:lifetime)?], $tbl:ident, $txn:ty) => {
         pub struct $name<$($lt)?> {
@@ -213,22 +284,10 @@ macro_rules! tables {
             wallet_uuid: std::cell::OnceCell<redb::$tbl<$($lt,)? u128, u64>>,
             wallet_external: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, u64>>,
             cards: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, u64>>,
-            wallets: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
-            lots: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
-            names: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], u32>>,
-            holds: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
-            redemptions: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
-            slices: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
-            lifecycle: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
-            cons: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], ()>>,
-            due: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], ()>>,
-            wallet_due: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
+            rows: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
             next_due: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], ()>>,
-            events: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
             log: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
-            heads: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
             idem: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, &'static [u8]>>,
-            checkpoints: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>>,
         }
 
         impl<$($lt)?> $name<$($lt)?> {
@@ -243,22 +302,10 @@ macro_rules! tables {
                 self.wallet_uuid()?;
                 self.wallet_external()?;
                 self.cards()?;
-                self.wallets()?;
-                self.lots()?;
-                self.names()?;
-                self.holds()?;
-                self.redemptions()?;
-                self.slices()?;
-                self.lifecycle()?;
-                self.cons()?;
-                self.due()?;
-                self.wallet_due()?;
+                self.rows()?;
                 self.next_due()?;
-                self.events()?;
                 self.log()?;
-                self.heads()?;
                 self.idem()?;
-                self.checkpoints()?;
                 Ok(())
             }
 
@@ -274,22 +321,10 @@ macro_rules! tables {
                     wallet_uuid: std::cell::OnceCell::new(),
                     wallet_external: std::cell::OnceCell::new(),
                     cards: std::cell::OnceCell::new(),
-                    wallets: std::cell::OnceCell::new(),
-                    lots: std::cell::OnceCell::new(),
-                    names: std::cell::OnceCell::new(),
-                    holds: std::cell::OnceCell::new(),
-                    redemptions: std::cell::OnceCell::new(),
-                    slices: std::cell::OnceCell::new(),
-                    lifecycle: std::cell::OnceCell::new(),
-                    cons: std::cell::OnceCell::new(),
-                    due: std::cell::OnceCell::new(),
-                    wallet_due: std::cell::OnceCell::new(),
+                    rows: std::cell::OnceCell::new(),
                     next_due: std::cell::OnceCell::new(),
-                    events: std::cell::OnceCell::new(),
                     log: std::cell::OnceCell::new(),
-                    heads: std::cell::OnceCell::new(),
                     idem: std::cell::OnceCell::new(),
-                    checkpoints: std::cell::OnceCell::new(),
                 })
             }
 
@@ -428,154 +463,19 @@ macro_rules! tables {
                 Ok(self.cards.get_mut().expect("opened above"))
             }
 
-            /// The `wallets` table, opened on first use.
-            pub fn wallets(&self) -> Result<&redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
-                if let Some(t) = self.wallets.get() {
+            /// The `rows` table, opened on first use.
+            pub fn rows(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                if let Some(t) = self.rows.get() {
                     return Ok(t);
                 }
-                let t = self.txn.open_table(WALLETS)?;
-                Ok(self.wallets.get_or_init(|| t))
+                let t = self.txn.open_table(ROWS)?;
+                Ok(self.rows.get_or_init(|| t))
             }
 
             #[allow(dead_code)]
-            pub(crate) fn wallets_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
-                self.wallets()?;
-                Ok(self.wallets.get_mut().expect("opened above"))
-            }
-
-            /// The `lots` table, opened on first use.
-            pub fn lots(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                if let Some(t) = self.lots.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(LOTS)?;
-                Ok(self.lots.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn lots_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                self.lots()?;
-                Ok(self.lots.get_mut().expect("opened above"))
-            }
-
-            /// The `names` table, opened on first use.
-            pub fn names(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], u32>, StorageError> {
-                if let Some(t) = self.names.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(NAMES)?;
-                Ok(self.names.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn names_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], u32>, StorageError> {
-                self.names()?;
-                Ok(self.names.get_mut().expect("opened above"))
-            }
-
-            /// The `holds` table, opened on first use.
-            pub fn holds(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                if let Some(t) = self.holds.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(HOLDS)?;
-                Ok(self.holds.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn holds_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                self.holds()?;
-                Ok(self.holds.get_mut().expect("opened above"))
-            }
-
-            /// The `redemptions` table, opened on first use.
-            pub fn redemptions(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                if let Some(t) = self.redemptions.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(REDEMPTIONS)?;
-                Ok(self.redemptions.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn redemptions_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                self.redemptions()?;
-                Ok(self.redemptions.get_mut().expect("opened above"))
-            }
-
-            /// The `slices` table, opened on first use.
-            pub fn slices(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                if let Some(t) = self.slices.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(SLICES)?;
-                Ok(self.slices.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn slices_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                self.slices()?;
-                Ok(self.slices.get_mut().expect("opened above"))
-            }
-
-            /// The `lifecycle` table, opened on first use.
-            pub fn lifecycle(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                if let Some(t) = self.lifecycle.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(LIFECYCLE)?;
-                Ok(self.lifecycle.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn lifecycle_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                self.lifecycle()?;
-                Ok(self.lifecycle.get_mut().expect("opened above"))
-            }
-
-            /// The `cons` table, opened on first use.
-            pub fn cons(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
-                if let Some(t) = self.cons.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(CONS)?;
-                Ok(self.cons.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn cons_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
-                self.cons()?;
-                Ok(self.cons.get_mut().expect("opened above"))
-            }
-
-            /// The `due` table, opened on first use.
-            pub fn due(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
-                if let Some(t) = self.due.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(DUE)?;
-                Ok(self.due.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn due_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], ()>, StorageError> {
-                self.due()?;
-                Ok(self.due.get_mut().expect("opened above"))
-            }
-
-            /// The `wallet_due` table, opened on first use.
-            pub fn wallet_due(&self) -> Result<&redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
-                if let Some(t) = self.wallet_due.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(WALLET_DUE)?;
-                Ok(self.wallet_due.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn wallet_due_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
-                self.wallet_due()?;
-                Ok(self.wallet_due.get_mut().expect("opened above"))
+            pub(crate) fn rows_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
+                self.rows()?;
+                Ok(self.rows.get_mut().expect("opened above"))
             }
 
             /// The `next_due` table, opened on first use.
@@ -593,21 +493,6 @@ macro_rules! tables {
                 Ok(self.next_due.get_mut().expect("opened above"))
             }
 
-            /// The `events` table, opened on first use.
-            pub fn events(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                if let Some(t) = self.events.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(EVENTS)?;
-                Ok(self.events.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn events_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                self.events()?;
-                Ok(self.events.get_mut().expect("opened above"))
-            }
-
             /// The `log` table, opened on first use.
             pub fn log(&self) -> Result<&redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
                 if let Some(t) = self.log.get() {
@@ -623,36 +508,6 @@ macro_rules! tables {
                 Ok(self.log.get_mut().expect("opened above"))
             }
 
-            /// The `heads` table, opened on first use.
-            pub fn heads(&self) -> Result<&redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
-                if let Some(t) = self.heads.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(HEADS)?;
-                Ok(self.heads.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn heads_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? u64, &'static [u8]>, StorageError> {
-                self.heads()?;
-                Ok(self.heads.get_mut().expect("opened above"))
-            }
-
-            /// The `checkpoints` table, opened on first use.
-            pub fn checkpoints(&self) -> Result<&redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                if let Some(t) = self.checkpoints.get() {
-                    return Ok(t);
-                }
-                let t = self.txn.open_table(CHECKPOINTS)?;
-                Ok(self.checkpoints.get_or_init(|| t))
-            }
-
-            #[allow(dead_code)]
-            pub(crate) fn checkpoints_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static [u8], &'static [u8]>, StorageError> {
-                self.checkpoints()?;
-                Ok(self.checkpoints.get_mut().expect("opened above"))
-            }
-
             /// The `idem` table, opened on first use.
             pub fn idem(&self) -> Result<&redb::$tbl<$($lt,)? &'static str, &'static [u8]>, StorageError> {
                 if let Some(t) = self.idem.get() {
@@ -665,17 +520,37 @@ macro_rules! tables {
             #[allow(dead_code)]
             pub(crate) fn idem_mut(&mut self) -> Result<&mut redb::$tbl<$($lt,)? &'static str, &'static [u8]>, StorageError> {
                 self.idem()?;
-                self.checkpoints()?;
                 Ok(self.idem.get_mut().expect("opened above"))
+            }
+
+            /// The header row of stream `w`, split.
+            pub fn header(&self, w: u64) -> R<Option<(HeaderPrefix, Vec<u8>)>> {
+                match self.rows()?.get(&header_key(w)[..])? {
+                    Some(v) => {
+                        let (p, rest) = header_from(v.value())?;
+                        Ok(Some((p, rest.to_vec())))
+                    }
+                    None => Ok(None),
+                }
+            }
+
+            fn row<T: bincode::Decode<()>>(&self, key: &[u8], what: &str) -> R<Option<T>> {
+                match self.rows()?.get(key)? {
+                    Some(v) => Ok(Some(decode(what, v.value())?)),
+                    None => Ok(None),
+                }
             }
         }
 
         impl<$($lt)?> Backing for $name<$($lt)?> {
             fn ledger(&self) -> R<LedgerState> {
-                match self.meta()?.get("ledger")? {
-                    Some(v) => decode("ledger counters", v.value()),
-                    None => Ok(LedgerState::default()),
-                }
+                let position = self.log()?.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+                let ledger_seq = self.header(LEDGER_STREAM)?.map_or(0, |(p, _)| p.seq);
+                let (wallets, pockets): (u64, u64) = match self.meta()?.get("counters")? {
+                    Some(v) => decode("ledger counters", v.value())?,
+                    None => (0, 0),
+                };
+                Ok(LedgerState { position, ledger_seq, wallets, pockets })
             }
             fn program(&self, id: u64) -> R<Option<Program>> {
                 self.programs()?.get(id)?.map(|v| decode(&format!("program {id}"), v.value())).transpose()
@@ -702,31 +577,39 @@ macro_rules! tables {
                 Ok(self.cards()?.get(s)?.map(|v| v.value()))
             }
             fn wallet(&self, no: u64) -> R<Option<WalletState>> {
-                self.wallets()?.get(no)?.map(|v| decode(&format!("wallet {no}"), v.value())).transpose()
+                if no == LEDGER_STREAM {
+                    return Ok(None);
+                }
+                match self.rows()?.get(&header_key(no)[..])? {
+                    Some(v) => {
+                        let (_, body) = header_from(v.value())?;
+                        Ok(Some(decode(&format!("wallet {no}"), body)?))
+                    }
+                    None => Ok(None),
+                }
             }
             fn lot(&self, w: u64, no: u32) -> R<Option<Lot>> {
-                self.lots()?
-                    .get(&k_w32(w, no)[..])?
-                    .map(|v| decode(&format!("wallet {w} lot {no}"), v.value()))
-                    .transpose()
+                self.row(&lot_key(w, no), "lot")
             }
             fn name(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>> {
-                Ok(self.names()?.get(&name_key(w, kind, id)[..])?.map(|v| v.value()))
+                match self.rows()?.get(&name_key(w, kind, id)[..])? {
+                    Some(v) => {
+                        let b: [u8; 4] = v.value().try_into().map_err(|_| {
+                            StorageError(format!("wallet {w}: name row of the wrong size"))
+                        })?;
+                        Ok(Some(u32::from_be_bytes(b)))
+                    }
+                    None => Ok(None),
+                }
             }
             fn hold(&self, w: u64, no: u32) -> R<Option<HoldRec>> {
-                self.holds()?
-                    .get(&k_w32(w, no)[..])?
-                    .map(|v| decode(&format!("wallet {w} hold {no}"), v.value()))
-                    .transpose()
+                self.row(&hold_key(w, no), "hold")
             }
             fn redemption(&self, w: u64, no: u32) -> R<Option<RedemptionRec>> {
-                self.redemptions()?
-                    .get(&k_w32(w, no)[..])?
-                    .map(|v| decode(&format!("wallet {w} redemption {no}"), v.value()))
-                    .transpose()
+                self.row(&redemption_key(w, no), "redemption")
             }
             fn slice(&self, w: u64, o: Owner, idx: u32) -> R<Option<Slice>> {
-                self.slices()?.get(&slice_key(w, o, idx)[..])?.map(|v| slice_from(v.value())).transpose()
+                self.rows()?.get(&slice_key(w, o, idx)[..])?.map(|v| slice_from(v.value())).transpose()
             }
             fn cons_next(
                 &self,
@@ -747,7 +630,7 @@ macro_rules! tables {
                         Bound::Included(&lo_key[..])
                     }
                 };
-                for r in self.cons()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))? {
+                for r in self.rows()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))? {
                     let k = cons_from(r?.0.value())?;
                     if !skip(&k) {
                         return Ok(Some(k));
@@ -773,7 +656,7 @@ macro_rules! tables {
                         Bound::Included(&lo_key[..])
                     }
                 };
-                for r in self.due()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))? {
+                for r in self.rows()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))? {
                     let k = due_from(r?.0.value())?;
                     if !skip(&k) {
                         return Ok(Some(k));
@@ -782,7 +665,7 @@ macro_rules! tables {
                 Ok(None)
             }
             fn wallets_due(&self, upto: i64) -> R<Vec<u64>> {
-                let hi = k_ww(u64::from_be_bytes(i64_key(upto)), u64::MAX);
+                let hi = next_due_key(upto, u64::MAX);
                 let mut out = Vec::new();
                 for r in self.next_due()?.range::<&[u8]>(..=&hi[..])? {
                     let (k, _) = r?;
@@ -804,10 +687,10 @@ tables!(WriteTables ['t], Table, &'t redb::WriteTransaction);
 impl ReadTables {
     /// Lifecycle events of wallet `w`, in order.
     pub fn lifecycle_of(&self, w: u64) -> R<Vec<LifecycleRec>> {
-        let lo = k_w32(w, 0);
-        let hi = k_w32(w, u32::MAX);
+        let lo = lifecycle_key(w, 0);
+        let hi = lifecycle_key(w, u32::MAX);
         let mut out = Vec::new();
-        for r in self.lifecycle()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
+        for r in self.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (_, v) = r?;
             out.push(decode(&format!("wallet {w} lifecycle"), v.value())?);
         }
@@ -837,8 +720,8 @@ impl ReadTables {
     /// Event `seq` of `stream`, raw.
     pub fn event_raw(&self, stream: u64, seq: u64) -> R<Option<Vec<u8>>> {
         Ok(self
-            .events()?
-            .get(&k_ww(stream, seq)[..])?
+            .rows()?
+            .get(&event_key(stream, seq)[..])?
             .map(|v| v.value().to_vec()))
     }
 }
@@ -848,7 +731,16 @@ impl WriteTables<'_> {
     /// stream's head. Called once per write transaction, after every command in it succeeded.
     pub fn write(&mut self, c: Changes) -> R<()> {
         if let Some(l) = &c.ledger {
-            self.meta_mut()?.insert("ledger", &encode(l)[..])?;
+            // Position and the ledger stream's sequence are derived (log, stream 0's head);
+            // only the wallet and pocket counters are stored, and only when they move.
+            let stored: (u64, u64) = match self.meta()?.get("counters")? {
+                Some(v) => decode("ledger counters", v.value())?,
+                None => (0, 0),
+            };
+            if stored != (l.wallets, l.pockets) {
+                self.meta_mut()?
+                    .insert("counters", &encode(&(l.wallets, l.pockets))[..])?;
+            }
         }
         for (id, p) in &c.programs {
             self.programs_mut()?.insert(*id, &encode(p)[..])?;
@@ -881,109 +773,120 @@ impl WriteTables<'_> {
             k[16..].copy_from_slice(&w.to_be_bytes());
             self.holder_wallets_mut()?.insert(&k[..], ())?;
         }
-        for (no, ws) in &c.wallets {
-            self.wallets_mut()?.insert(*no, &encode(ws)[..])?;
-        }
+        let rows = self.rows_mut()?;
         for ((w, no), l) in &c.lots {
-            self.lots_mut()?
-                .insert(&k_w32(*w, *no)[..], &encode(l)[..])?;
+            rows.insert(&lot_key(*w, *no)[..], &encode(l)[..])?;
         }
         for ((w, kind, id), no) in &c.names {
-            self.names_mut()?
-                .insert(&name_key(*w, *kind, id)[..], *no)?;
+            rows.insert(&name_key(*w, *kind, id)[..], &no.to_be_bytes()[..])?;
         }
         for ((w, no), h) in &c.holds {
-            self.holds_mut()?
-                .insert(&k_w32(*w, *no)[..], &encode(h)[..])?;
+            rows.insert(&hold_key(*w, *no)[..], &encode(h)[..])?;
         }
         for ((w, no), r) in &c.redemptions {
-            self.redemptions_mut()?
-                .insert(&k_w32(*w, *no)[..], &encode(r)[..])?;
+            rows.insert(&redemption_key(*w, *no)[..], &encode(r)[..])?;
         }
         for ((w, o, idx), s) in &c.slices {
-            self.slices_mut()?
-                .insert(&slice_key(*w, *o, *idx)[..], &slice_val(s)[..])?;
+            rows.insert(&slice_key(*w, *o, *idx)[..], &slice_val(s)[..])?;
         }
         for (w, idx, rec) in &c.lifecycle {
-            self.lifecycle_mut()?
-                .insert(&k_w32(*w, *idx)[..], &encode(rec)[..])?;
+            rows.insert(&lifecycle_key(*w, *idx)[..], &encode(rec)[..])?;
         }
         for k in &c.cons_del {
-            self.cons_mut()?.remove(&cons_key(k)[..])?;
+            rows.remove(&cons_key(k)[..])?;
         }
         for k in &c.cons_add {
-            self.cons_mut()?.insert(&cons_key(k)[..], ())?;
+            rows.insert(&cons_key(k)[..], &[][..])?;
         }
         for k in &c.due_del {
-            self.due_mut()?.remove(&due_key(k)[..])?;
+            rows.remove(&due_key(k)[..])?;
         }
         for k in &c.due_add {
-            self.due_mut()?.insert(&due_key(k)[..], ())?;
+            rows.insert(&due_key(k)[..], &[][..])?;
         }
-        // Keep each touched wallet's earliest due instant in the sweep index.
-        for w in c.wallets.keys() {
-            let first = self.due_next(*w, None, &|_| false)?.map(|k| k.at);
-            let old = self
-                .wallet_due()?
-                .get(*w)?
-                .map(|v| i64_from_key(v.value()))
-                .transpose()?;
-            if old == first {
-                continue;
-            }
-            if let Some(o) = old {
-                self.next_due_mut()?
-                    .remove(&k_ww(u64::from_be_bytes(i64_key(o)), *w)[..])?;
-                self.wallet_due_mut()?.remove(*w)?;
-            }
-            if let Some(f) = first {
-                self.next_due_mut()?
-                    .insert(&k_ww(u64::from_be_bytes(i64_key(f)), *w)[..], ())?;
-                self.wallet_due_mut()?.insert(*w, &i64_key(f)[..])?;
+        // The stored header prefix (chain head, earliest due) of every stream this writes.
+        let mut prefixes: HashMap<u64, HeaderPrefix> = HashMap::new();
+        let streams: Vec<u64> = c
+            .events
+            .iter()
+            .map(|p| p.stream)
+            .chain(c.wallets.keys().copied())
+            .collect();
+        for s in streams {
+            if let std::collections::hash_map::Entry::Vacant(e) = prefixes.entry(s) {
+                let p = match rows.get(&header_key(s)[..])? {
+                    Some(v) => header_from(v.value())?.0,
+                    None => HeaderPrefix::default(),
+                };
+                e.insert(p);
             }
         }
-        // Events, chained per stream.
-        let mut heads: std::collections::HashMap<u64, (u64, [u8; 16])> = Default::default();
+        let old_due: HashMap<u64, Option<i64>> =
+            prefixes.iter().map(|(s, p)| (*s, p.next_due)).collect();
+        // Events, chained per stream, and the global log.
+        let mut first_seq: HashMap<u64, u64> = HashMap::new();
         for p in &c.events {
-            let (seq, prev) = match heads.get(&p.stream) {
-                Some(h) => *h,
-                None => match self.heads()?.get(p.stream)? {
-                    Some(v) => head_from(v.value())?,
-                    None => (0, [0u8; 16]),
-                },
-            };
-            if p.seq != seq + 1 {
+            let head = prefixes.get_mut(&p.stream).expect("collected above");
+            if p.seq != head.seq + 1 {
                 return Err(StorageError(format!(
-                    "stream {}: event sequence {} does not follow {seq}",
-                    p.stream, p.seq
+                    "stream {}: event sequence {} does not follow {}",
+                    p.stream, p.seq, head.seq
                 )));
             }
-            let (bytes, sum) =
-                encode_event(&prev, p.stream, p.seq, p.position, p.at, &p.delta, &p.event);
-            self.events_mut()?
-                .insert(&k_ww(p.stream, p.seq)[..], &bytes[..])?;
-            self.log_mut()?
-                .insert(p.position, &k_ww(p.stream, p.seq)[..])?;
-            heads.insert(p.stream, (p.seq, sum));
-        }
-        for (s, (seq, sum)) in heads {
-            self.heads_mut()?.insert(s, &head_val(seq, &sum)[..])?;
-        }
-        // Checkpoints: a wallet carried past a multiple of CHECKPOINT_EVERY events by this
-        // transaction gets one at its last event.
-        let mut first_seq: std::collections::HashMap<u64, u64> = Default::default();
-        for p in &c.events {
+            let (bytes, sum) = encode_event(
+                &head.checksum,
+                p.stream,
+                p.seq,
+                p.position,
+                p.at,
+                &p.delta,
+                &p.event,
+            );
+            rows.insert(&event_key(p.stream, p.seq)[..], &bytes[..])?;
+            head.seq = p.seq;
+            head.checksum = sum;
             first_seq.entry(p.stream).or_insert(p.seq);
         }
+        // Headers: chain head, earliest due, state.
         for (w, ws) in &c.wallets {
-            let Some(first) = first_seq.get(w) else {
-                continue;
-            };
-            if (first - 1) / CHECKPOINT_EVERY != ws.seq / CHECKPOINT_EVERY {
-                self.checkpoints_mut()?.insert(
+            let mut prefix = prefixes[w];
+            prefix.next_due = ws.next_due;
+            let mut v = Vec::with_capacity(256);
+            prefix.encode(&mut v);
+            v.extend_from_slice(&encode(ws));
+            rows.insert(&header_key(*w)[..], &v[..])?;
+            // Checkpoints: a wallet carried past a multiple of CHECKPOINT_EVERY events by this
+            // transaction gets one at its last event.
+            if let Some(first) = first_seq.get(w)
+                && (first - 1) / CHECKPOINT_EVERY != ws.seq / CHECKPOINT_EVERY
+            {
+                rows.insert(
                     &checkpoint_key(*w, ws.updated_at, ws.seq)[..],
                     &encode(&Checkpoint::of(ws))[..],
                 )?;
+            }
+        }
+        if first_seq.contains_key(&LEDGER_STREAM) {
+            let mut v = Vec::with_capacity(HEADER_PREFIX);
+            prefixes[&LEDGER_STREAM].encode(&mut v);
+            rows.insert(&header_key(LEDGER_STREAM)[..], &v[..])?;
+        }
+        for p in &c.events {
+            self.log_mut()?
+                .insert(p.position, &k_ww(p.stream, p.seq)[..])?;
+        }
+        // The sweep index follows each touched wallet's earliest due instant.
+        for (w, ws) in &c.wallets {
+            let old = old_due.get(w).copied().flatten();
+            if old == ws.next_due {
+                continue;
+            }
+            let nd = self.next_due_mut()?;
+            if let Some(o) = old {
+                nd.remove(&next_due_key(o, *w)[..])?;
+            }
+            if let Some(n) = ws.next_due {
+                nd.insert(&next_due_key(n, *w)[..], ())?;
             }
         }
         Ok(())
