@@ -7,7 +7,7 @@
 
 use crate::domain::event::Event;
 use crate::domain::state::{
-    Delta, DueKind, HoldRec, HoldState, LEDGER_STREAM, LifecycleRec, Lot, NameKind, Owner,
+    Delta, DueKind, HoldRec, HoldState, LEDGER_STREAM, LifecycleRec, Lot, LotKeys, NameKind, Owner,
     PocketState, R, RedemptionRec, Slice, Tx, WalletState,
 };
 use crate::error::StorageError;
@@ -43,9 +43,10 @@ fn check_figures(ws: &WalletState) -> R<()> {
     Ok(())
 }
 
-fn put_lot_checked(tx: &mut Tx, w: u64, lot: Lot) -> R<()> {
+fn put_lot_checked(tx: &mut Tx, w: u64, old: LotKeys, lot: Lot) -> R<()> {
     lot.check().map_err(corrupt)?;
-    tx.put_lot(w, lot)
+    tx.put_lot(w, old, lot);
+    Ok(())
 }
 
 /// Applies one event of stream `stream` that took effect at `at` (nanoseconds). Returns how it
@@ -187,6 +188,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
             put_lot_checked(
                 tx,
                 w,
+                LotKeys::NEW,
                 Lot {
                     no: *lot,
                     id: id.clone(),
@@ -209,7 +211,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
             )?;
         }
         Event::Activated { lot, early } => {
-            let mut l = tx.lot_req(w, *lot)?;
+            let (mut l, l_keys) = tx.lot_for_update(w, *lot)?;
             if l.activated {
                 return Err(corrupt(format!(
                     "wallet {w}: lot {:?} activated twice",
@@ -227,10 +229,10 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
             let p = pocket_mut(&mut ws, l.pocket)?;
             p.figures.promised = sub(p.figures.promised, l.amount, "promised")?;
             p.figures.credited = add(p.figures.credited, l.amount, "credited")?;
-            put_lot_checked(tx, w, l)?;
+            put_lot_checked(tx, w, l_keys, l)?;
         }
         Event::Reversed { lot, units } => {
-            let mut l = tx.lot_req(w, *lot)?;
+            let (mut l, l_keys) = tx.lot_for_update(w, *lot)?;
             l.amount = sub(l.amount, *units, "lot amount")?;
             l.free = sub(l.free, *units, "lot free")?;
             let p = pocket_mut(&mut ws, l.pocket)?;
@@ -239,7 +241,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
             } else {
                 p.figures.promised = sub(p.figures.promised, *units, "promised")?;
             }
-            put_lot_checked(tx, w, l)?;
+            put_lot_checked(tx, w, l_keys, l)?;
         }
         Event::Redeemed {
             pocket,
@@ -327,7 +329,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
             let mut expired_now = 0u128;
             for i in 0..h.slices {
                 let s = tx.slice(w, Owner::Hold(h.no), i)?;
-                let mut l = tx.lot_req(w, s.lot)?;
+                let (mut l, l_keys) = tx.lot_for_update(w, s.lot)?;
                 let take = s.units.min(left);
                 left -= take;
                 l.held = sub(l.held, s.units, "lot held")?;
@@ -349,7 +351,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
                     return_to_lot(&mut l, s.units - take, at)?,
                     "expired",
                 )?;
-                put_lot_checked(tx, w, l)?;
+                put_lot_checked(tx, w, l_keys, l)?;
             }
             if left != 0 {
                 return Err(corrupt(format!(
@@ -394,10 +396,10 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
             let mut expired_now = 0u128;
             for i in 0..h.slices {
                 let s = tx.slice(w, Owner::Hold(h.no), i)?;
-                let mut l = tx.lot_req(w, s.lot)?;
+                let (mut l, l_keys) = tx.lot_for_update(w, s.lot)?;
                 l.held = sub(l.held, s.units, "lot held")?;
                 expired_now = add(expired_now, return_to_lot(&mut l, s.units, at)?, "expired")?;
-                put_lot_checked(tx, w, l)?;
+                put_lot_checked(tx, w, l_keys, l)?;
             }
             let p = pocket_mut(&mut ws, h.pocket)?;
             p.figures.on_hold = sub(p.figures.on_hold, h.amount, "on_hold")?;
@@ -421,10 +423,10 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
                 let avail = sub(s.units, r.refund_part, "allocation")?;
                 let take = avail.min(left);
                 left -= take;
-                let mut l = tx.lot_req(w, s.lot)?;
+                let (mut l, l_keys) = tx.lot_for_update(w, s.lot)?;
                 l.refunded = add(l.refunded, take, "lot refunded")?;
                 expired_now = add(expired_now, return_to_lot(&mut l, take, at)?, "expired")?;
-                put_lot_checked(tx, w, l)?;
+                put_lot_checked(tx, w, l_keys, l)?;
                 if take == avail {
                     r.refund_pos -= 1;
                     r.refund_part = 0;
@@ -445,7 +447,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
             tx.put_redemption(w, r);
         }
         Event::Expired { lot } => {
-            let mut l = tx.lot_req(w, *lot)?;
+            let (mut l, l_keys) = tx.lot_for_update(w, *lot)?;
             if !l.activated || l.expires_at.is_none_or(|e| e > at) || l.free == 0 {
                 return Err(corrupt(format!(
                     "wallet {w}: lot {:?} cannot expire at {at}",
@@ -457,7 +459,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
             l.expired = add(l.expired, x, "lot expired")?;
             let p = pocket_mut(&mut ws, l.pocket)?;
             p.figures.expired = add(p.figures.expired, x, "expired")?;
-            put_lot_checked(tx, w, l)?;
+            put_lot_checked(tx, w, l_keys, l)?;
         }
         Event::Lifecycle {
             action,
@@ -545,7 +547,7 @@ fn consume(tx: &mut Tx, w: u64, pocket: u16, units: u128, how: Use) -> R<u32> {
             ))
         })?;
         after = Some(k);
-        let mut l = tx.lot_req(w, k.lot)?;
+        let (mut l, l_keys) = tx.lot_for_update(w, k.lot)?;
         let take = l.free.min(left);
         left -= take;
         l.free -= take;
@@ -577,7 +579,7 @@ fn consume(tx: &mut Tx, w: u64, pocket: u16, units: u128, how: Use) -> R<u32> {
             Use::Forfeit => l.expired = add(l.expired, take, "lot expired")?,
         }
         n += 1;
-        put_lot_checked(tx, w, l)?;
+        put_lot_checked(tx, w, l_keys, l)?;
     }
     Ok(n)
 }

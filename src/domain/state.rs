@@ -242,6 +242,15 @@ pub struct LifecycleRec {
     pub reason: Option<String>,
 }
 
+/// A lot's index keys as they were when it was read for an update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LotKeys(Option<ConsKey>, Option<DueKey>);
+
+impl LotKeys {
+    /// A lot that does not exist yet has no index entries.
+    pub const NEW: LotKeys = LotKeys(None, None);
+}
+
 /// Key of the consumable index: active lots with free value, in consumption order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConsKey {
@@ -890,18 +899,22 @@ impl<'b> Tx<'b> {
         self.log(Undo::Name(k.clone()));
         self.c.names.insert(k, no);
     }
-    pub(crate) fn put_lot(&mut self, w: u64, lot: Lot) -> R<()> {
-        let old = self.lot(w, lot.no)?;
-        let (old_c, old_d) = match &old {
-            Some(o) => (o.cons_key(w), o.due_key(w)),
-            None => (None, None),
-        };
-        self.reindex_cons(old_c, lot.cons_key(w));
-        self.reindex_due(old_d, lot.due_key(w));
+    /// Reads a lot to change it, with the index keys it has now: [`Tx::put_lot`] diffs the new
+    /// value's keys against them instead of reading the lot a second time.
+    pub(crate) fn lot_for_update(&self, w: u64, no: u32) -> R<(Lot, LotKeys)> {
+        let l = self.lot_req(w, no)?;
+        let keys = LotKeys(l.cons_key(w), l.due_key(w));
+        Ok((l, keys))
+    }
+
+    /// Stores a lot read by [`Tx::lot_for_update`] (`old` its keys then), or a new one
+    /// ([`LotKeys::NEW`]), moving its index entries.
+    pub(crate) fn put_lot(&mut self, w: u64, old: LotKeys, lot: Lot) {
+        self.reindex_cons(old.0, lot.cons_key(w));
+        self.reindex_due(old.1, lot.due_key(w));
         let k = (w, lot.no);
         let prev = self.c.lots.insert(k, lot);
         self.log(Undo::Lot(k, prev));
-        Ok(())
     }
     pub(crate) fn put_hold(&mut self, w: u64, h: HoldRec) -> R<()> {
         let old = self.hold(w, h.no)?;
