@@ -760,9 +760,26 @@ impl Reader {
     }
 
     fn events_inner(&self, stream: u64) -> Result<Vec<(u64, EventRecord)>, StorageError> {
-        let lo = crate::storage::event_key(stream, 0);
-        let hi = crate::storage::event_key(stream, u64::MAX);
         let mut out = Vec::new();
+        self.each_event(stream, 1, |seq, bytes| {
+            let (rec, _) = codec::decode_event("event", bytes)
+                .map_err(|e| StorageError(format!("stream {stream} event {seq}: {}", e.0)))?;
+            out.push((seq, rec));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(seq, record bytes)` for the events of `stream` from sequence `from`, in order,
+    /// until it returns `false`. The record names itself only on error: no per-event formatting.
+    fn each_event(
+        &self,
+        stream: u64,
+        from: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<bool, StorageError>,
+    ) -> Result<(), StorageError> {
+        let lo = crate::storage::event_key(stream, from);
+        let hi = crate::storage::event_key(stream, u64::MAX);
         for r in self.t.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (k, v) = r?;
             let seq = k
@@ -771,11 +788,23 @@ impl Reader {
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
                 .ok_or_else(|| StorageError("event key of the wrong size".into()))?;
-            let (rec, _) = codec::decode_event("event", v.value())
-                .map_err(|e| StorageError(format!("stream {stream} event {seq}: {}", e.0)))?;
-            out.push((seq, rec));
+            if !f(seq, v.value())? {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// `unknown_wallet` for an instant before the wallet was opened.
+    fn existed_at(ws: &WalletState, at: i64) -> Result<(), ReadError> {
+        if at < ws.created_at {
+            return Err(ReadError::UnknownWallet(format!(
+                "{} did not exist yet at {}",
+                uuid_of(ws.uuid),
+                Instant(at)
+            )));
+        }
+        Ok(())
     }
 
     /// Wallet `w` as of `as_of` (default: the reader's now).
@@ -871,13 +900,7 @@ impl Reader {
     ) -> Result<WalletSnapshot, ReadError> {
         use crate::domain::event::Event;
         use crate::storage::{Checkpoint, checkpoint_key};
-        if at < ws.created_at {
-            return Err(ReadError::UnknownWallet(format!(
-                "{} did not exist yet at {}",
-                uuid_of(ws.uuid),
-                Instant(at)
-            )));
-        }
+        Self::existed_at(&ws, at)?;
         let lo = checkpoint_key(w, i64::MIN, 0);
         let hi = checkpoint_key(w, at, u64::MAX);
         let cp: Option<Checkpoint> = match self
@@ -903,20 +926,11 @@ impl Reader {
                 cards: Vec::new(),
             },
         };
-        let lo = crate::storage::event_key(w, start.seq + 1);
-        let hi = crate::storage::event_key(w, u64::MAX);
-        for r in self
-            .t
-            .rows()?
-            .range::<&[u8]>(&lo[..]..=&hi[..])
-            .map_err(StorageError::from)?
-        {
-            let (_, v) = r.map_err(StorageError::from)?;
-            let bytes = v.value();
+        self.each_event(w, start.seq + 1, |seq, bytes| {
             let (eat, delta, tag) = codec::peek_event(bytes)
-                .map_err(|e| StorageError(format!("wallet {w}: {}", e.0)))?;
+                .map_err(|e| StorageError(format!("wallet {w} event {seq}: {}", e.0)))?;
             if eat > at {
-                break;
+                return Ok(false);
             }
             if let Some(d) = delta {
                 let f = start.figures.get_mut(d.pocket as usize).ok_or_else(|| {
@@ -935,7 +949,8 @@ impl Reader {
                 }
             }
             start.at = eat;
-        }
+            Ok(true)
+        })?;
         let lifecycle = self.t.lifecycle_of(w)?;
         let status = lifecycle
             .iter()
@@ -970,33 +985,19 @@ impl Reader {
         lifecycle: Vec<LifecycleRec>,
         at: i64,
     ) -> Result<WalletSnapshot, ReadError> {
-        if at < ws.created_at {
-            return Err(ReadError::UnknownWallet(format!(
-                "{} did not exist yet at {}",
-                uuid_of(ws.uuid),
-                Instant(at)
-            )));
-        }
+        Self::existed_at(ws, at)?;
         let empty = Empty;
         let mut tx = Tx::without_undo(&empty)?;
         // Stream the wallet's events, stopping at the first one after `at`.
-        let lo = crate::storage::event_key(w, 0);
-        let hi = crate::storage::event_key(w, u64::MAX);
-        for r in self
-            .t
-            .rows()?
-            .range::<&[u8]>(&lo[..]..=&hi[..])
-            .map_err(StorageError::from)?
-        {
-            let (_, v) = r.map_err(StorageError::from)?;
-            // The record names itself only on error: no per-event formatting on this hot path.
-            let (rec, _) = codec::decode_event("event", v.value())
-                .map_err(|e| StorageError(format!("wallet {w}: {}", e.0)))?;
+        self.each_event(w, 1, |seq, bytes| {
+            let (rec, _) = codec::decode_event("event", bytes)
+                .map_err(|e| StorageError(format!("wallet {w} event {seq}: {}", e.0)))?;
             if rec.at > at {
-                break;
+                return Ok(false);
             }
             apply(&mut tx, w, rec.at, &rec.event)?;
-        }
+            Ok(true)
+        })?;
         advance(&mut tx, w, at, false)?;
         let ws = tx.wallet_req(w)?;
         Ok(WalletSnapshot::build(ws, lifecycle, at))
