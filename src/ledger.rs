@@ -840,12 +840,12 @@ impl Reader {
             .t
             .wallet(w)?
             .ok_or_else(|| ReadError::UnknownWallet(format!("number {w}")))?;
-        let lifecycle = if with_lifecycle {
-            self.t.lifecycle_of(w)?
-        } else {
-            Vec::new()
-        };
         if at >= ws.updated_at {
+            let lifecycle = if with_lifecycle {
+                self.t.lifecycle_of(w)?
+            } else {
+                Vec::new()
+            };
             // Materialized state plus transitions due since the last event: O(due), no replay,
             // and nothing at all when the earliest pending transition lies after `at`.
             if ws.next_due.is_none_or(|d| d > at) {
