@@ -483,7 +483,7 @@ impl Ledger {
                 }
                 (results, tx.into_changes()?)
             };
-            if changes.events.is_empty() && keys.is_empty() {
+            if changes.events.is_empty() && keys.is_empty() && changes.sweep_exact.is_empty() {
                 // Nothing to make durable: every command failed or was a replay.
                 drop(t);
                 txn.abort()?;

@@ -505,6 +505,9 @@ pub struct Changes {
     pub due_add: BTreeSet<DueKey>,
     pub due_del: NumSet<DueKey>,
     pub events: Vec<Pending>,
+    /// Wallets a `sweep` visited: storage sets their sweep-index entry to their exact earliest
+    /// due instant (elsewhere the entry is only ever moved earlier; see `storage::write`).
+    pub sweep_exact: Vec<u64>,
 }
 
 enum Undo {
@@ -524,6 +527,7 @@ enum Undo {
     Redemption((u64, u32), Option<RedemptionRec>),
     Slice((u64, Owner, u32), Option<Slice>),
     Lifecycle,
+    SweepExact,
     ConsAdd(ConsKey, bool, bool),
     ConsDel(ConsKey, bool, bool),
     DueAdd(DueKey, bool, bool),
@@ -624,6 +628,9 @@ impl<'b> Tx<'b> {
                 Undo::Slice(k, old) => restore(&mut c.slices, k, old),
                 Undo::Lifecycle => {
                     c.lifecycle.pop();
+                }
+                Undo::SweepExact => {
+                    c.sweep_exact.pop();
                 }
                 Undo::ConsAdd(k, was_add, was_del) | Undo::ConsDel(k, was_add, was_del) => {
                     set_flag(&mut c.cons_add, k, was_add);
@@ -889,6 +896,17 @@ impl<'b> Tx<'b> {
         self.wallet_req(no)
     }
 
+    /// Marks a wallet `sweep` visited: its header is rewritten and its sweep-index entry made
+    /// exact, so a stale (too early) entry is not visited again by every later sweep.
+    pub(crate) fn refresh_sweep(&mut self, w: u64) -> R<()> {
+        if !self.c.wallets.contains_key(&w) {
+            let ws = self.wallet_req(w)?;
+            self.put_wallet(ws);
+        }
+        self.log(Undo::SweepExact);
+        self.c.sweep_exact.push(w);
+        Ok(())
+    }
     pub(crate) fn put_wallet(&mut self, ws: WalletState) {
         let no = ws.number;
         let old = self.c.wallets.insert(no, ws);

@@ -16,7 +16,7 @@ use crate::error::StorageError;
 use crate::model::{Holder, Program};
 use codec::*;
 use redb::{ReadableTable, TableDefinition};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -821,8 +821,6 @@ impl WriteTables<'_> {
                 e.insert(p);
             }
         }
-        let old_due: HashMap<u64, Option<i64>> =
-            prefixes.iter().map(|(s, p)| (*s, p.next_due)).collect();
         // Events, chained per stream, and the global log.
         let mut first_seq: HashMap<u64, u64> = HashMap::new();
         for p in &c.events {
@@ -848,9 +846,27 @@ impl WriteTables<'_> {
             first_seq.entry(p.stream).or_insert(p.seq);
         }
         // Headers: chain head, earliest due, state.
+        // The sweep index entry (kept in the header prefix too) is a lower bound of the
+        // wallet's earliest due instant, not a copy: moving it later on every expiry would
+        // cost two more B-tree leaves per command, while an entry left early only makes a
+        // `sweep` visit a wallet with nothing due yet (and refresh it, `sweep_exact`).
+        let exact: HashSet<u64> = c.sweep_exact.iter().copied().collect();
+        let mut sweep_moves: Vec<(u64, Option<i64>, Option<i64>)> = Vec::new();
         for (w, ws) in &c.wallets {
             let mut prefix = prefixes[w];
-            prefix.next_due = ws.next_due;
+            let old = prefix.next_due;
+            prefix.next_due = if exact.contains(w) {
+                ws.next_due
+            } else {
+                match (old, ws.next_due) {
+                    (Some(o), Some(n)) if o <= n => Some(o),
+                    (o, None) => o,
+                    (_, n) => n,
+                }
+            };
+            if prefix.next_due != old {
+                sweep_moves.push((*w, old, prefix.next_due));
+            }
             let mut v = Vec::with_capacity(256);
             prefix.encode(&mut v);
             v.extend_from_slice(&encode(ws));
@@ -875,18 +891,13 @@ impl WriteTables<'_> {
             self.log_mut()?
                 .insert(p.position, &k_ww(p.stream, p.seq)[..])?;
         }
-        // The sweep index follows each touched wallet's earliest due instant.
-        for (w, ws) in &c.wallets {
-            let old = old_due.get(w).copied().flatten();
-            if old == ws.next_due {
-                continue;
-            }
+        for (w, old, new) in sweep_moves {
             let nd = self.next_due_mut()?;
             if let Some(o) = old {
-                nd.remove(&next_due_key(o, *w)[..])?;
+                nd.remove(&next_due_key(o, w)[..])?;
             }
-            if let Some(n) = ws.next_due {
-                nd.insert(&next_due_key(n, *w)[..], ())?;
+            if let Some(n) = new {
+                nd.insert(&next_due_key(n, w)[..], ())?;
             }
         }
         Ok(())
