@@ -292,3 +292,301 @@ fn the_lifecycle_limit_never_strands_a_frozen_wallet() {
         .unwrap();
     assert!(l.verify().unwrap().ok());
 }
+
+/// Receipt of a command that succeeds.
+fn ok(l: &Ledger, line: String) -> wallet_ledger::Receipt {
+    l.execute_line(&line)
+        .unwrap_or_else(|e| panic!("{line}: {e:?}"))
+}
+
+/// Credited units of the wallet's first pocket.
+fn credited(l: &Ledger) -> u128 {
+    l.snapshot(W.parse().unwrap(), None).unwrap().pockets[0]
+        .figures
+        .credited
+}
+
+/// Assigned ids `lot-N`, `hold-N`, `redemption-N` have no name row (they are found from record N
+/// itself), yet clash with explicit ids exactly as before: both ways, with the suffix loop, and
+/// only for the one canonical spelling.
+#[test]
+fn assigned_ids_and_explicit_look_alikes_stay_unique() {
+    let l = ledger(0);
+    let credit = |lot: Option<&str>, amount: u32| {
+        let lot = lot.map_or(String::new(), |id| format!(r#","lot":"{id}""#));
+        l.execute_line(&format!(
+            r#"{{"op":"credit","wallet":"{W}","amount":"{amount}"{lot}}}"#
+        ))
+        .map(|r| r.lot.unwrap())
+    };
+    assert_eq!(credit(None, 1).unwrap(), "lot-1");
+    // An explicit id equal to an assigned one is taken.
+    assert_eq!(
+        credit(Some("lot-1"), 1).unwrap_err().code,
+        ErrorCode::DuplicateLot
+    );
+    // Lot 2 takes lot 3's canonical name, so lot 3 gets a suffix.
+    assert_eq!(credit(Some("lot-3"), 20).unwrap(), "lot-3");
+    assert_eq!(credit(None, 300).unwrap(), "lot-3-2");
+    // A client may give a lot the canonical name of its own number.
+    assert_eq!(credit(Some("lot-4"), 4000).unwrap(), "lot-4");
+    assert_eq!(
+        credit(Some("lot-4"), 1).unwrap_err().code,
+        ErrorCode::DuplicateLot
+    );
+    assert_eq!(credit(None, 50_000).unwrap(), "lot-5");
+    // Other spellings of a number are different ids.
+    for id in [
+        "lot-01",
+        "lot-+1",
+        "lot-0",
+        "lot-4294967297",
+        "LOT-1",
+        "lot--1",
+        "lot-1.0",
+    ] {
+        assert_eq!(
+            code(l.execute_line(&format!(
+                r#"{{"op":"reverse_credit","wallet":"{W}","lot":"{id}"}}"#
+            ))),
+            ErrorCode::UnknownLot,
+            "{id}"
+        );
+    }
+    assert_eq!(credit(Some("lot-01"), 7).unwrap(), "lot-01");
+    // Each id finds its own record: "lot-3" is lot 2 (20), "lot-3-2" lot 3 (300).
+    for (id, amount) in [
+        ("lot-3", 20),
+        ("lot-3-2", 300),
+        ("lot-4", 4000),
+        ("lot-5", 50_000),
+    ] {
+        let before = credited(&l);
+        ok(
+            &l,
+            format!(r#"{{"op":"reverse_credit","wallet":"{W}","lot":"{id}"}}"#),
+        );
+        assert_eq!(before - credited(&l), amount, "{id}");
+    }
+
+    // Holds and redemptions alike.
+    ok(
+        &l,
+        format!(r#"{{"op":"credit","wallet":"{W}","amount":"100"}}"#),
+    );
+    let hold = |id: &str| {
+        l.execute_line(&format!(
+            r#"{{"op":"hold","wallet":"{W}","amount":"1"{id}}}"#
+        ))
+    };
+    assert_eq!(hold("").unwrap().hold.unwrap(), "hold-1");
+    assert_eq!(code(hold(r#","hold":"hold-1""#)), ErrorCode::DuplicateHold);
+    assert_eq!(hold(r#","hold":"hold-3""#).unwrap().hold.unwrap(), "hold-3");
+    assert_eq!(hold("").unwrap().hold.unwrap(), "hold-3-2");
+    let redeem = |id: &str| {
+        l.execute_line(&format!(
+            r#"{{"op":"redeem","wallet":"{W}","amount":"1"{id}}}"#
+        ))
+    };
+    assert_eq!(redeem("").unwrap().redemption.unwrap(), "redemption-1");
+    assert_eq!(
+        code(redeem(r#","redemption":"redemption-1""#)),
+        ErrorCode::DuplicateRedemption
+    );
+    // A capture names its redemption after the hold unless told otherwise.
+    let c = ok(
+        &l,
+        format!(r#"{{"op":"capture","wallet":"{W}","hold":"hold-1"}}"#),
+    );
+    assert_eq!(c.redemption.unwrap(), "hold-1");
+    let c = ok(
+        &l,
+        format!(r#"{{"op":"capture","wallet":"{W}","hold":"hold-3","redemption":"redemption-3"}}"#),
+    );
+    assert_eq!(c.redemption.unwrap(), "redemption-3");
+    assert_eq!(
+        code(l.execute_line(&format!(
+            r#"{{"op":"capture","wallet":"{W}","hold":"hold-3-2","redemption":"redemption-1"}}"#
+        ))),
+        ErrorCode::DuplicateRedemption
+    );
+    assert_eq!(redeem("").unwrap().redemption.unwrap(), "redemption-4");
+    for id in ["redemption-1", "hold-1", "redemption-3", "redemption-4"] {
+        ok(
+            &l,
+            format!(r#"{{"op":"refund","wallet":"{W}","redemption":"{id}"}}"#),
+        );
+    }
+    assert_eq!(
+        code(l.execute_line(&format!(
+            r#"{{"op":"refund","wallet":"{W}","redemption":"redemption-2"}}"#
+        ))),
+        ErrorCode::UnknownRedemption
+    );
+    ok(
+        &l,
+        format!(r#"{{"op":"release","wallet":"{W}","hold":"hold-3-2"}}"#),
+    );
+    assert_eq!(
+        code(l.execute_line(&format!(
+            r#"{{"op":"release","wallet":"{W}","hold":"hold-2"}}"#
+        ))),
+        ErrorCode::UnknownHold
+    );
+    assert!(l.verify().unwrap().ok());
+}
+
+/// Assigned ids are found after the file is reopened (from the records; they have no rows), and
+/// still clash with explicit ids.
+#[test]
+fn assigned_ids_are_found_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.ledger");
+    let open = || {
+        Ledger::open_with_clock(
+            &path,
+            Box::new(FixedClock("2026-01-02T00:00:00Z".parse().unwrap())),
+        )
+        .unwrap()
+    };
+    {
+        let l = open();
+        for line in [
+            r#"{"op":"define_program","at":"2026-01-01T00:00:00Z","program":1,"name":"P","unit":"PTS","pockets":[{"pocket":"main","name":"Main","kind":"POINTS","asset":"PTS","scale":0}]}"#.to_string(),
+            format!(r#"{{"op":"register_holder","at":"2026-01-01T00:00:00Z","holder":"{H}"}}"#),
+            format!(
+                r#"{{"op":"open_wallet","at":"2026-01-01T00:00:00Z","wallet":"{W}","holder":"{H}","program":1}}"#
+            ),
+            format!(r#"{{"op":"credit","wallet":"{W}","amount":"10"}}"#),
+            format!(r#"{{"op":"credit","wallet":"{W}","amount":"20"}}"#),
+            format!(r#"{{"op":"hold","wallet":"{W}","amount":"3"}}"#),
+            format!(r#"{{"op":"redeem","wallet":"{W}","amount":"4"}}"#),
+        ] {
+            ok(&l, line);
+        }
+    }
+    let l = open();
+    assert!(l.verify().unwrap().ok());
+    for (line, want) in [
+        (
+            format!(r#"{{"op":"credit","wallet":"{W}","amount":"1","lot":"lot-2"}}"#),
+            ErrorCode::DuplicateLot,
+        ),
+        (
+            format!(r#"{{"op":"hold","wallet":"{W}","amount":"1","hold":"hold-1"}}"#),
+            ErrorCode::DuplicateHold,
+        ),
+        (
+            format!(r#"{{"op":"redeem","wallet":"{W}","amount":"1","redemption":"redemption-1"}}"#),
+            ErrorCode::DuplicateRedemption,
+        ),
+    ] {
+        assert_eq!(code(l.execute_line(&line)), want, "{line}");
+    }
+    let before = credited(&l);
+    ok(
+        &l,
+        format!(r#"{{"op":"reverse_credit","wallet":"{W}","lot":"lot-2","amount":"5"}}"#),
+    );
+    assert_eq!(before - credited(&l), 5);
+    ok(
+        &l,
+        format!(r#"{{"op":"capture","wallet":"{W}","hold":"hold-1"}}"#),
+    );
+    ok(
+        &l,
+        format!(r#"{{"op":"refund","wallet":"{W}","redemption":"redemption-1"}}"#),
+    );
+    let r = ok(
+        &l,
+        format!(r#"{{"op":"credit","wallet":"{W}","amount":"1"}}"#),
+    );
+    assert_eq!(r.lot.unwrap(), "lot-3");
+    drop(l);
+    assert!(open().verify().unwrap().ok());
+}
+
+/// A failed batch takes its assigned ids back with its records: they are free again afterwards,
+/// and inside a batch an id assigned by an earlier command is found by a later one.
+#[test]
+fn a_failed_batch_frees_the_ids_it_assigned() {
+    let l = ledger(0);
+    let batch = |cmds: &[String]| {
+        l.execute_line(&format!(
+            r#"{{"op":"batch","commands":[{}]}}"#,
+            cmds.join(",")
+        ))
+    };
+    let credit = format!(r#"{{"op":"credit","wallet":"{W}","amount":"10"}}"#);
+    let credit_as =
+        |id: &str| format!(r#"{{"op":"credit","wallet":"{W}","amount":"10","lot":"{id}"}}"#);
+    let reverse = |id: &str| format!(r#"{{"op":"reverse_credit","wallet":"{W}","lot":"{id}"}}"#);
+    // The second command clashes with the id the first was just assigned.
+    let e = batch(&[credit.clone(), credit_as("lot-1")]).unwrap_err();
+    assert_eq!((e.code, e.index), (ErrorCode::DuplicateLot, Some(1)));
+    // A later command finds it; a failure after that still undoes both.
+    let e = batch(&[
+        credit.clone(),
+        reverse("lot-1"),
+        format!(r#"{{"op":"redeem","wallet":"{W}","amount":"1"}}"#),
+    ])
+    .unwrap_err();
+    assert_eq!((e.code, e.index), (ErrorCode::InsufficientFunds, Some(2)));
+    assert_eq!(
+        code(l.execute_line(&reverse("lot-1"))),
+        ErrorCode::UnknownLot
+    );
+    // Nothing of it remains: lot 1 is still to come, and "lot-1" still free.
+    assert_eq!(ok(&l, credit_as("lot-1")).lot.unwrap(), "lot-1");
+    let r = batch(&[credit.clone(), reverse("lot-2")]).unwrap();
+    assert_eq!(r.first_position.map(|p| p + 1), r.last_position);
+    assert_eq!(ok(&l, credit.clone()).lot.unwrap(), "lot-3");
+    assert_eq!(credited(&l), 20);
+    assert!(l.verify().unwrap().ok());
+}
+
+/// An assigned id is found only in its own pocket.
+#[test]
+fn assigned_ids_are_scoped_to_their_pocket() {
+    let l = Ledger::in_memory(Box::new(FixedClock(
+        "2026-01-02T00:00:00Z".parse().unwrap(),
+    )))
+    .unwrap();
+    for line in [
+        r#"{"op":"define_program","at":"2026-01-01T00:00:00Z","program":1,"name":"P","unit":"PTS","pockets":[{"pocket":"main","name":"Main","kind":"POINTS","asset":"PTS","scale":0},{"pocket":"pts","name":"Pts","kind":"POINTS","asset":"PTS","scale":0}]}"#.to_string(),
+        format!(r#"{{"op":"register_holder","at":"2026-01-01T00:00:00Z","holder":"{H}"}}"#),
+        format!(
+            r#"{{"op":"open_wallet","at":"2026-01-01T00:00:00Z","wallet":"{W}","holder":"{H}","program":1}}"#
+        ),
+        format!(r#"{{"op":"credit","wallet":"{W}","pocket":"pts","amount":"10"}}"#),
+        format!(r#"{{"op":"hold","wallet":"{W}","pocket":"pts","amount":"1"}}"#),
+        format!(r#"{{"op":"redeem","wallet":"{W}","pocket":"pts","amount":"1"}}"#),
+    ] {
+        ok(&l, line);
+    }
+    for (op, field, id, want) in [
+        ("reverse_credit", "lot", "lot-1", ErrorCode::UnknownLot),
+        ("release", "hold", "hold-1", ErrorCode::UnknownHold),
+        (
+            "refund",
+            "redemption",
+            "redemption-1",
+            ErrorCode::UnknownRedemption,
+        ),
+    ] {
+        for pocket in [r#""pocket":"main","#, ""] {
+            assert_eq!(
+                code(l.execute_line(&format!(
+                    r#"{{"op":"{op}",{pocket}"wallet":"{W}","{field}":"{id}"}}"#
+                ))),
+                want,
+                "{op} {pocket}"
+            );
+        }
+        ok(
+            &l,
+            format!(r#"{{"op":"{op}","pocket":"pts","wallet":"{W}","{field}":"{id}"}}"#),
+        );
+    }
+    assert!(l.verify().unwrap().ok());
+}

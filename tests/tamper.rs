@@ -383,6 +383,69 @@ fn a_rechained_stream_is_caught_by_the_replay() {
     assert_names(&p, &["replay"]);
 }
 
+/// A name row of wallet 1 (lot names): `[w][NAME][kind 0][id]` → number.
+fn lot_name_row(rows: &mut redb::Table<&[u8], &[u8]>, id: &str, no: u32) {
+    let mut k = 1u64.to_be_bytes().to_vec();
+    k.push(wallet_ledger::storage::row::NAME);
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    rows.insert(&k[..], &no.to_be_bytes()[..]).unwrap();
+}
+
+/// Assigned ids (`lot-N` of lot N) have no name row, but files written before that hold one for
+/// each: such a row names the record the id already finds, so it verifies and changes nothing. A
+/// name row that points elsewhere, or names a record with another id, is reported.
+#[test]
+fn a_redundant_row_for_an_assigned_id_verifies_and_a_misleading_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("names.redb");
+    let w = wallet_uuid(0);
+    {
+        let l = open(&path);
+        let mut lines = program_lines(t0());
+        lines.push(format!(
+            r#"{{"op":"register_holder","holder":"{}"}}"#,
+            holder_uuid(0)
+        ));
+        lines.push(format!(
+            r#"{{"op":"open_wallet","wallet":"{w}","holder":"{}","program":1}}"#,
+            holder_uuid(0)
+        ));
+        lines.push(format!(r#"{{"op":"credit","wallet":"{w}","amount":"1"}}"#));
+        lines.push(format!(
+            r#"{{"op":"credit","wallet":"{w}","amount":"2","lot":"x"}}"#
+        ));
+        for line in &lines {
+            l.execute_line(line).unwrap();
+        }
+        assert_verified(&l, "assigned and client ids");
+    }
+    let copy = dir.path().join("copy.redb");
+    std::fs::copy(&path, &copy).unwrap();
+    tamper(&copy, |rows| lot_name_row(rows, "lot-1", 1));
+    let l = open(&copy);
+    assert_verified(&l, "a redundant row for lot-1");
+    let r = l
+        .execute_line(&format!(
+            r#"{{"op":"reverse_credit","wallet":"{w}","lot":"lot-1"}}"#
+        ))
+        .unwrap();
+    assert_eq!(r.lot.as_deref(), Some("lot-1"));
+    drop(l);
+    for (id, no) in [("lot-1", 2), ("lot-2", 2), ("lot-3", 1)] {
+        std::fs::copy(&path, &copy).unwrap();
+        tamper(&copy, |rows| lot_name_row(rows, id, no));
+        let r = open(&copy).verify().unwrap();
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.contains("name row") && p.contains("replay has no such row")),
+            "{id} -> {no}: {:#?}",
+            r.problems
+        );
+    }
+}
+
 /// Runs `f` and turns a panic into a test failure that says which input caused it.
 fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {

@@ -382,15 +382,11 @@ fn show_units(ws: &WalletState, pocket: u16, u: Units) -> String {
 }
 
 /// An id the client left out: `prefix-N`, or `prefix-N-K` for the first K that is free.
-fn assign_name(
-    tx: &Tx,
-    w: u64,
-    kind: NameKind,
-    prefix: &str,
-    n: u32,
-) -> Result<String, CommandError> {
+fn assign_name(tx: &Tx, w: u64, kind: NameKind, n: u32) -> Result<String, CommandError> {
+    let prefix = kind.prefix();
     let base = format!("{prefix}-{n}");
-    if tx.name(w, kind, &base)?.is_none() {
+    // Record n is the one being created, so only a name row (a client's id) can hold `base`.
+    if tx.name_row(w, kind, &base)?.is_none() {
         return Ok(base);
     }
     for k in 2u32.. {
@@ -710,7 +706,7 @@ pub fn decide(
                     }
                     id.clone()
                 }
-                None => assign_name(tx, w, NameKind::Lot, "lot", no)?,
+                None => assign_name(tx, w, NameKind::Lot, no)?,
             };
             let pk = &ws.pockets[p as usize];
             let fits = match u {
@@ -820,7 +816,7 @@ pub fn decide(
                     }
                     id.clone()
                 }
-                None => assign_name(tx, w, NameKind::Redemption, "redemption", no)?,
+                None => assign_name(tx, w, NameKind::Redemption, no)?,
             };
             let avail = ws.pockets[p as usize].figures.available();
             if u.saturated() > avail {
@@ -917,7 +913,7 @@ pub fn decide(
                     }
                     id.clone()
                 }
-                None => assign_name(tx, w, NameKind::Hold, "hold", no)?,
+                None => assign_name(tx, w, NameKind::Hold, no)?,
             };
             let avail = ws.pockets[p as usize].figures.available();
             if u.saturated() > avail {

@@ -233,6 +233,30 @@ pub enum NameKind {
     Redemption,
 }
 
+impl NameKind {
+    /// The prefix of the ids the ledger assigns to records of this kind (`lot-N`, …).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            NameKind::Lot => "lot",
+            NameKind::Hold => "hold",
+            NameKind::Redemption => "redemption",
+        }
+    }
+
+    /// `N` when `id` is exactly `{prefix}-{N}` with `N` in canonical decimal (no sign, no leading
+    /// zero, ≥ 1, fits u32). A record whose id is the canonical name of its own number has no name
+    /// row: the record is found by its number and its stored id confirms the name (see
+    /// [`Tx::name`]). Strict, so that exactly one string maps to each number.
+    pub fn canonical_no(self, id: &str) -> Option<u32> {
+        let digits = id.strip_prefix(self.prefix())?.strip_prefix('-')?;
+        let first = *digits.as_bytes().first()?;
+        if first == b'0' || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+}
+
 /// A lifecycle event, kept for the Juicyway view.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct LifecycleRec {
@@ -290,6 +314,8 @@ pub trait Backing {
     fn wallet_by_card(&self, card: &str) -> R<Option<u64>>;
     fn wallet(&self, no: u64) -> R<Option<WalletState>>;
     fn lot(&self, w: u64, no: u32) -> R<Option<Lot>>;
+    /// The name row of `id`, if any. Ids that are their record's canonical name
+    /// ([`NameKind::canonical_no`]) have none: look ids up with [`Tx::name`].
     fn name(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>>;
     fn hold(&self, w: u64, no: u32) -> R<Option<HoldRec>>;
     fn redemption(&self, w: u64, no: u32) -> R<Option<RedemptionRec>>;
@@ -750,7 +776,27 @@ impl<'b> Tx<'b> {
         self.lot(w, no)?
             .ok_or_else(|| StorageError(format!("wallet {w}: lot number {no} is missing")))
     }
+    /// The number of the record of `kind` named `id` in wallet `w`: its name row, or else, for a
+    /// canonical name `{prefix}-{N}`, record N when its stored id is exactly `id` (such names
+    /// have no row). Ids are unique per wallet and kind, so at most one of the two answers.
     pub fn name(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>> {
+        if let Some(n) = self.name_row(w, kind, id)? {
+            return Ok(Some(n));
+        }
+        let Some(no) = kind.canonical_no(id) else {
+            return Ok(None);
+        };
+        let named = match kind {
+            NameKind::Lot => self.lot(w, no)?.is_some_and(|l| l.id == id),
+            NameKind::Hold => self.hold(w, no)?.is_some_and(|h| h.id == id),
+            NameKind::Redemption => self.redemption(w, no)?.is_some_and(|r| r.id == id),
+        };
+        Ok(named.then_some(no))
+    }
+
+    /// The name row of `id` only (overlay, then committed): enough when record N of a canonical
+    /// name `{prefix}-{N}` is known not to exist yet.
+    pub fn name_row(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>> {
         match self.c.names.get(&(w, kind, id.to_string())) {
             Some(n) => Ok(Some(*n)),
             None => self.base.name(w, kind, id),
@@ -912,7 +958,13 @@ impl<'b> Tx<'b> {
         let old = self.c.wallets.insert(no, ws);
         self.log(Undo::Wallet(no, old));
     }
+    /// Records that `id` names record `no`. A canonical name of the record's own number gets no
+    /// row: [`Tx::name`] finds it from the record, and each row not written saves a copied B-tree
+    /// leaf in every command that assigns an id.
     pub(crate) fn put_name(&mut self, w: u64, kind: NameKind, id: &str, no: u32) {
+        if kind.canonical_no(id) == Some(no) {
+            return;
+        }
         let k = (w, kind, id.to_string());
         self.log(Undo::Name(k.clone()));
         self.c.names.insert(k, no);

@@ -684,6 +684,31 @@ macro_rules! tables {
 tables!(ReadTables [], ReadOnlyTable, redb::ReadTransaction);
 tables!(WriteTables ['t], Table, &'t redb::WriteTransaction);
 
+impl Drop for WriteTables<'_> {
+    /// A panic inside redb (a damaged file) can poison the transaction's table lock, and each
+    /// open table's drop takes that lock with `unwrap`: a second panic while unwinding aborts the
+    /// process before `guard` can turn the first into an error. While unwinding, the open tables
+    /// are leaked instead; the transaction itself is never committed.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        std::mem::forget(std::mem::take(&mut self.meta));
+        std::mem::forget(std::mem::take(&mut self.programs));
+        std::mem::forget(std::mem::take(&mut self.holders));
+        std::mem::forget(std::mem::take(&mut self.holder_identity));
+        std::mem::forget(std::mem::take(&mut self.holder_email));
+        std::mem::forget(std::mem::take(&mut self.holder_wallets));
+        std::mem::forget(std::mem::take(&mut self.wallet_uuid));
+        std::mem::forget(std::mem::take(&mut self.wallet_external));
+        std::mem::forget(std::mem::take(&mut self.cards));
+        std::mem::forget(std::mem::take(&mut self.rows));
+        std::mem::forget(std::mem::take(&mut self.next_due));
+        std::mem::forget(std::mem::take(&mut self.log));
+        std::mem::forget(std::mem::take(&mut self.idem));
+    }
+}
+
 impl ReadTables {
     /// Lifecycle events of wallet `w`, in order.
     pub fn lifecycle_of(&self, w: u64) -> R<Vec<LifecycleRec>> {
