@@ -854,7 +854,8 @@ impl Reader {
             let mut tx = Tx::without_undo(&self.t)?;
             tx.seed_wallet(ws);
             advance(&mut tx, w, at, false)?;
-            let ws = tx.wallet_req(w)?;
+            // The overlay is discarded: move the header out rather than clone it.
+            let ws = tx.take_wallet(w)?;
             return Ok(WalletSnapshot::build(ws, lifecycle, at));
         }
         self.as_of(w, ws, with_lifecycle, at)

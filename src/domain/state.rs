@@ -878,8 +878,9 @@ impl<'b> Tx<'b> {
         self.log(Undo::Card(card.to_string()));
         self.c.cards.insert(card.to_string(), w);
     }
-    /// The wallet's header for `apply` to change and hand back with [`Tx::put_wallet`]. Without an
-    /// undo log (replay) it is moved out of the overlay rather than cloned.
+    /// The wallet's header for `apply` to change and hand back with [`Tx::put_wallet`], or for a
+    /// read to keep once it is done with the overlay. Without an undo log (replay, reads) it is
+    /// moved out of the overlay rather than cloned.
     pub(crate) fn take_wallet(&mut self, no: u64) -> R<WalletState> {
         if !self.undo_on
             && let Some(ws) = self.c.wallets.remove(&no)

@@ -39,21 +39,34 @@ pub fn encode<T: Encode>(v: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    decode_body(bytes).map_err(|e| StorageError(format!("{what}: {e}")))
+}
+
+/// [`decode`] for a record whose name must be formatted: only a failure formats it.
+pub fn decode_named<T: Decode<()>>(
+    what: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    decode_body(bytes).map_err(|e| StorageError(format!("{}: {e}", what())))
+}
+
+/// Decodes a value record; the error says what is wrong, without the record's name.
+fn decode_body<T: Decode<()>>(bytes: &[u8]) -> Result<T, String> {
     let Some((&v, body)) = bytes.split_first() else {
-        return Err(StorageError(format!("{what}: empty record")));
+        return Err("empty record".into());
     };
     if v != SCHEMA_VERSION {
-        return Err(StorageError(format!(
-            "{what}: schema version {v}, this build reads {SCHEMA_VERSION}"
-        )));
+        return Err(format!(
+            "schema version {v}, this build reads {SCHEMA_VERSION}"
+        ));
     }
     let (val, used) = bincode::decode_from_slice(body, limited())
-        .map_err(|e| StorageError(format!("{what}: undecodable record ({e})")))?;
+        .map_err(|e| format!("undecodable record ({e})"))?;
     if used != body.len() {
-        return Err(StorageError(format!(
-            "{what}: {} trailing bytes after the record",
+        return Err(format!(
+            "{} trailing bytes after the record",
             body.len() - used
-        )));
+        ));
     }
     Ok(val)
 }

@@ -589,7 +589,7 @@ macro_rules! tables {
                 Ok(LedgerState { position, ledger_seq, wallets, pockets })
             }
             fn program(&self, id: u64) -> R<Option<Program>> {
-                self.programs()?.get(id)?.map(|v| decode(&format!("program {id}"), v.value())).transpose()
+                self.programs()?.get(id)?.map(|v| decode_named(|| format!("program {id}"), v.value())).transpose()
             }
             fn holder(&self, id: [u8; 16]) -> R<Option<Holder>> {
                 self.holders()?
@@ -619,7 +619,7 @@ macro_rules! tables {
                 match self.rows()?.get(&header_k(no)[..])? {
                     Some(v) => {
                         let (_, body) = header_from(v.value())?;
-                        Ok(Some(decode(&format!("wallet {no}"), body)?))
+                        Ok(Some(decode_named(|| format!("wallet {no}"), body)?))
                     }
                     None => Ok(None),
                 }
@@ -855,7 +855,7 @@ impl ReadTables {
         let mut out = Vec::new();
         for r in self.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (_, v) = r?;
-            out.push(decode(&format!("wallet {w} lifecycle"), v.value())?);
+            out.push(decode_named(|| format!("wallet {w} lifecycle"), v.value())?);
         }
         Ok(out)
     }
