@@ -751,6 +751,11 @@ pub struct DueCursor {
 }
 
 impl ReadTables {
+    /// Drops the due cursor (and the pages its scan holds) before the tables are kept idle.
+    pub fn forget_cursors(&mut self) {
+        *self.due.get_mut() = None;
+    }
+
     fn due_scan(
         &self,
         w: u64,
