@@ -625,7 +625,7 @@ macro_rules! tables {
                 }
             }
             fn lot(&self, w: u64, no: u32) -> R<Option<Lot>> {
-                self.row(&lot_key(w, no), "lot")
+                self.rows()?.get(&lot_key(w, no)[..])?.map(|v| decode_lot(v.value())).transpose()
             }
             fn name(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>> {
                 match self.rows()?.get(&name_key(w, kind, id)[..])? {
