@@ -12,9 +12,10 @@
 //! rejected, and every failure is a [`StorageError`] naming the record.
 
 use crate::domain::event::Event;
-use crate::domain::state::{Delta, Lot};
+use crate::domain::state::{Delta, Lot, PocketState, WalletState};
 use crate::error::StorageError;
 use crate::limits::MAX_EVENT_BYTES;
+use crate::model::{Card, Figures, Order, PaymentMethod, Status};
 use bincode::{Decode, Encode};
 use sha2::{Digest, Sha256};
 
@@ -109,6 +110,106 @@ fn quick_lot(bytes: &[u8]) -> Option<Lot> {
     q.0.is_empty().then_some(lot)
 }
 
+/// Decodes the `WalletState` of a header row (`what` names it only on failure), which every
+/// read decodes: like [`decode_lot`], directly when it can, else by bincode.
+pub fn decode_wallet(
+    what: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<WalletState, StorageError> {
+    match quick_wallet(bytes) {
+        Some(ws) => Ok(ws),
+        None => decode_named(what, bytes),
+    }
+}
+
+/// The largest element of a vector in a `WalletState`: bincode claims `len × size` against the
+/// decode limit for each vector it reads.
+const LARGEST_ELEMENT: usize = {
+    let (p, m, c) = (
+        std::mem::size_of::<PocketState>(),
+        std::mem::size_of::<PaymentMethod>(),
+        std::mem::size_of::<Card>(),
+    );
+    let pm = if p > m { p } else { m };
+    if pm > c { pm } else { c }
+};
+
+fn quick_wallet(bytes: &[u8]) -> Option<WalletState> {
+    let (&v, body) = bytes.split_first()?;
+    // Every element takes at least one byte, so bincode's claims stay under
+    // `body × (1 + LARGEST_ELEMENT)`: below the limit it cannot be what fails.
+    if v != SCHEMA_VERSION || body.len().saturating_mul(1 + LARGEST_ELEMENT) > DECODE_LIMIT {
+        return None;
+    }
+    let mut q = Quick(body);
+    let ws = WalletState {
+        uuid: q.take()?,
+        number: q.u64()?,
+        holder: q.take()?,
+        program: q.u64()?,
+        name: q.string()?,
+        external_id: q.option(Quick::string)?,
+        status: match q.u32()? {
+            0 => Status::Active,
+            1 => Status::Frozen,
+            2 => Status::Closed,
+            _ => return None,
+        },
+        order: match q.u32()? {
+            0 => Order::EarliestExpiry,
+            1 => Order::EarliestIssuance,
+            _ => return None,
+        },
+        created_at: q.i64()?,
+        updated_at: q.i64()?,
+        seq: q.u64()?,
+        pockets: q.vec(|q| {
+            Some(PocketState {
+                key: q.string()?,
+                name: q.string()?,
+                kind: q.string()?,
+                asset: q.string()?,
+                scale: q.u32()?,
+                number: q.u64()?,
+                uuid: q.take()?,
+                figures: Figures {
+                    promised: q.u128()?,
+                    credited: q.u128()?,
+                    redeemed: q.u128()?,
+                    expired: q.u128()?,
+                    on_hold: q.u128()?,
+                },
+                issued: q.u128()?,
+            })
+        })?,
+        lots: q.u32()?,
+        holds: q.u32()?,
+        open_holds: q.u32()?,
+        redemptions: q.u32()?,
+        lifecycle: q.u32()?,
+        methods: q.vec(|q| {
+            Some(PaymentMethod {
+                account_name: q.string()?,
+                account_number: q.string()?,
+                account_type: q.string()?,
+                address: q.option(Quick::string)?,
+                bank_address: q.option(Quick::string)?,
+                bank_code: q.string()?,
+                bank_name: q.string()?,
+            })
+        })?,
+        cards: q.vec(|q| {
+            Some(Card {
+                card: q.string()?,
+                masked_pan: q.option(Quick::string)?,
+                status: q.option(Quick::string)?,
+            })
+        })?,
+        next_due: q.option(Quick::i64)?,
+    };
+    q.0.is_empty().then_some(ws)
+}
+
 /// A reader of bincode `standard()` encodings (varint integers, zigzag signed, one-byte bools
 /// and option tags, length-prefixed UTF-8 strings). For each type it accepts exactly what
 /// bincode 2.0.1 accepts, with the same value; anything else it declines (`None`) and the caller
@@ -181,6 +282,20 @@ impl Quick<'_> {
             1 => value(self).map(Some),
             _ => None,
         }
+    }
+
+    /// A length-prefixed sequence. The length is checked against the bytes left (every element
+    /// takes at least one) before anything is allocated.
+    fn vec<T>(&mut self, mut element: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        if n > self.0.len() {
+            return None;
+        }
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(element(self)?);
+        }
+        Some(v)
     }
 
     fn string(&mut self) -> Option<String> {
@@ -442,6 +557,111 @@ mod tests {
                     assert_eq!(slow.as_ref().ok(), Some(&q), "bytes {b:?}");
                 }
                 assert_eq!(decode_lot(&b), slow);
+            }
+        }
+    }
+
+    fn text(r: &mut Rng) -> String {
+        r.pick(&["", "a", "é-π", "Main Pocket"]).repeat(r.below(30))
+    }
+
+    fn opt_text(r: &mut Rng) -> Option<String> {
+        let t = text(r);
+        r.pick(&[None, Some(())]).map(|_| t)
+    }
+
+    fn wallet(r: &mut Rng) -> WalletState {
+        let wide = [0, 1, 250, 251, 65_536, u64::MAX as u128, 1 << 95];
+        let signed = [0i64, 1, -1, 40_000, -40_000, i64::MAX, i64::MIN];
+        let nums = [0u64, 250, 251, 70_000, u32::MAX as u64, u64::MAX];
+        let mut pockets = Vec::new();
+        for _ in 0..r.below(5) {
+            pockets.push(PocketState {
+                key: text(r),
+                name: text(r),
+                kind: text(r),
+                asset: text(r),
+                scale: r.pick(&[0, 2, 18, 300]),
+                number: r.pick(&nums),
+                uuid: [r.next() as u8; 16],
+                figures: Figures {
+                    promised: r.pick(&wide),
+                    credited: r.pick(&wide),
+                    redeemed: r.pick(&wide),
+                    expired: r.pick(&wide),
+                    on_hold: r.pick(&wide),
+                },
+                issued: r.pick(&wide),
+            });
+        }
+        let mut methods = Vec::new();
+        for _ in 0..r.below(3) {
+            methods.push(PaymentMethod {
+                account_name: text(r),
+                account_number: text(r),
+                account_type: text(r),
+                address: opt_text(r),
+                bank_address: opt_text(r),
+                bank_code: text(r),
+                bank_name: text(r),
+            });
+        }
+        let mut cards = Vec::new();
+        for _ in 0..r.below(3) {
+            cards.push(Card {
+                card: text(r),
+                masked_pan: opt_text(r),
+                status: opt_text(r),
+            });
+        }
+        let due = r.pick(&signed);
+        WalletState {
+            uuid: [r.next() as u8; 16],
+            number: r.pick(&nums),
+            holder: [r.next() as u8; 16],
+            program: r.pick(&nums),
+            name: text(r),
+            external_id: opt_text(r),
+            status: r.pick(&[Status::Active, Status::Frozen, Status::Closed]),
+            order: r.pick(&[Order::EarliestExpiry, Order::EarliestIssuance]),
+            created_at: r.pick(&signed),
+            updated_at: r.pick(&signed),
+            seq: r.pick(&nums),
+            pockets,
+            lots: r.pick(&[0, 251, u32::MAX]),
+            holds: r.pick(&[0, 251, u32::MAX]),
+            open_holds: r.pick(&[0, 251, u32::MAX]),
+            redemptions: r.pick(&[0, 251, u32::MAX]),
+            lifecycle: r.pick(&[0, 251, u32::MAX]),
+            methods,
+            cards,
+            next_due: r.pick(&[None, Some(due)]),
+        }
+    }
+
+    #[test]
+    fn the_quick_wallet_reader_agrees_with_bincode() {
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        let name = || "w".to_string();
+        for _ in 0..1_000 {
+            let ws = wallet(&mut r);
+            let bytes = encode(&ws);
+            assert_eq!(quick_wallet(&bytes), Some(ws.clone()));
+            for _ in 0..20 {
+                let mut b = bytes.clone();
+                match r.below(4) {
+                    0 => b.truncate(r.below(b.len())),
+                    1 => b.push(r.next() as u8),
+                    _ => {
+                        let i = r.below(b.len());
+                        b[i] = r.next() as u8;
+                    }
+                }
+                let slow = decode::<WalletState>("w", &b);
+                if let Some(q) = quick_wallet(&b) {
+                    assert_eq!(slow.as_ref().ok(), Some(&q), "bytes {b:?}");
+                }
+                assert_eq!(decode_wallet(name, &b), slow);
             }
         }
     }

@@ -619,7 +619,7 @@ macro_rules! tables {
                 match self.rows()?.get(&header_k(no)[..])? {
                     Some(v) => {
                         let (_, body) = header_from(v.value())?;
-                        Ok(Some(decode_named(|| format!("wallet {no}"), body)?))
+                        Ok(Some(decode_wallet(|| format!("wallet {no}"), body)?))
                     }
                     None => Ok(None),
                 }
