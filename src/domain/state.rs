@@ -985,15 +985,19 @@ impl<'b> Tx<'b> {
             return;
         }
         if let Some(k) = old {
-            let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
-            self.log(Undo::ConsDel(k, a, d));
+            if self.undo_on {
+                let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
+                self.undo.push(Undo::ConsDel(k, a, d));
+            }
             // Always record the deletion: the key may also be committed below the overlay.
             self.c.cons_add.remove(&k);
             self.c.cons_del.insert(k);
         }
         if let Some(k) = new {
-            let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
-            self.log(Undo::ConsAdd(k, a, d));
+            if self.undo_on {
+                let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
+                self.undo.push(Undo::ConsAdd(k, a, d));
+            }
             self.c.cons_del.remove(&k);
             self.c.cons_add.insert(k);
         }
@@ -1004,14 +1008,20 @@ impl<'b> Tx<'b> {
             return;
         }
         if let Some(k) = old {
-            let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
-            self.log(Undo::DueDel(k, a, d));
+            // Without an undo log (replay, reads) the lookups that record the old flags are
+            // wasted: one per index change of every derived transition.
+            if self.undo_on {
+                let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
+                self.undo.push(Undo::DueDel(k, a, d));
+            }
             self.c.due_add.remove(&k);
             self.c.due_del.insert(k);
         }
         if let Some(k) = new {
-            let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
-            self.log(Undo::DueAdd(k, a, d));
+            if self.undo_on {
+                let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
+                self.undo.push(Undo::DueAdd(k, a, d));
+            }
             self.c.due_del.remove(&k);
             self.c.due_add.insert(k);
         }

@@ -218,18 +218,21 @@ fn quick_wallet(bytes: &[u8]) -> Option<WalletState> {
 struct Quick<'a>(&'a [u8]);
 
 impl Quick<'_> {
+    #[inline]
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
         let (head, rest) = self.0.split_first_chunk::<N>()?;
         self.0 = rest;
         Some(*head)
     }
 
+    #[inline]
     fn byte(&mut self) -> Option<u8> {
         self.take::<1>().map(|[b]| b)
     }
 
     /// A varint whose width marker is at most `widest` (251: u16, 252: u32, 253: u64, 254: u128):
     /// bincode refuses a wider marker than the type, not a wider marker than the value needs.
+    #[inline]
     fn varint(&mut self, widest: u8) -> Option<u128> {
         let b = self.byte()?;
         let v = match b {
@@ -243,22 +246,27 @@ impl Quick<'_> {
         (b <= widest).then_some(v)
     }
 
+    #[inline]
     fn u16(&mut self) -> Option<u16> {
         self.varint(251).and_then(|v| u16::try_from(v).ok())
     }
 
+    #[inline]
     fn u32(&mut self) -> Option<u32> {
         self.varint(252).and_then(|v| u32::try_from(v).ok())
     }
 
+    #[inline]
     fn u64(&mut self) -> Option<u64> {
         self.varint(253).and_then(|v| u64::try_from(v).ok())
     }
 
+    #[inline]
     fn u128(&mut self) -> Option<u128> {
         self.varint(254)
     }
 
+    #[inline]
     fn i64(&mut self) -> Option<i64> {
         let n = self.u64()?;
         Some(if n % 2 == 0 {
@@ -268,6 +276,7 @@ impl Quick<'_> {
         })
     }
 
+    #[inline]
     fn bool(&mut self) -> Option<bool> {
         match self.byte()? {
             0 => Some(false),
@@ -276,6 +285,7 @@ impl Quick<'_> {
         }
     }
 
+    #[inline]
     fn option<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         match self.byte()? {
             0 => Some(None),
@@ -286,6 +296,7 @@ impl Quick<'_> {
 
     /// A length-prefixed sequence. The length is checked against the bytes left (every element
     /// takes at least one) before anything is allocated.
+    #[inline]
     fn vec<T>(&mut self, mut element: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         let n = usize::try_from(self.u64()?).ok()?;
         if n > self.0.len() {
@@ -298,6 +309,7 @@ impl Quick<'_> {
         Some(v)
     }
 
+    #[inline]
     fn string(&mut self) -> Option<String> {
         let n = usize::try_from(self.u64()?).ok()?;
         if n > self.0.len() {
