@@ -86,6 +86,13 @@ impl Drop for Db {
 }
 
 struct Inner {
+    /// A read transaction with its tables open, kept between `read_wallet` calls while no group
+    /// was committed since it began: opening a transaction and two tables was a fifth of a
+    /// figures read. Declared first so it is dropped before the database it reads.
+    idle_reader: Mutex<Option<(u64, Box<ReadTables>)>>,
+    /// Groups that reached redb's commit (whatever its outcome). A reader kept from an earlier
+    /// count may miss a commit and is not used again.
+    commits: std::sync::atomic::AtomicU64,
     db: Db,
     clock: Box<dyn Clock>,
     /// Commands waiting for a group commit, in arrival order.
@@ -344,6 +351,8 @@ impl Ledger {
         txn.commit().map_err(StorageError::from)?;
         Ok(Ledger {
             inner: Arc::new(Inner {
+                idle_reader: Mutex::new(None),
+                commits: std::sync::atomic::AtomicU64::new(0),
                 db: Db(Some(db)),
                 clock,
                 queue: Mutex::new(VecDeque::new()),
@@ -418,6 +427,9 @@ impl Ledger {
                     if !jobs.is_empty() {
                         let answered = Answer(&jobs);
                         let results = guard(|| self.commit_group(&jobs));
+                        // Before anyone is answered, so that a read that follows an answer
+                        // cannot run on a transaction that began before the commit.
+                        self.retire_readers();
                         answered.fill(results);
                     }
                     true
@@ -561,7 +573,7 @@ impl Ledger {
     pub fn reader(&self) -> Result<Reader, StorageError> {
         guard(|| {
             let txn = self.inner.db.begin_read()?;
-            let t = ReadTables::open(txn)?;
+            let t = Box::new(ReadTables::open(txn)?);
             Ok(Reader { t, now: self.now() })
         })
     }
@@ -585,19 +597,60 @@ impl Ledger {
         self.read_wallet(wallet, |r, w| r.figures(w, as_of))
     }
 
-    /// Runs `f` on a fresh reader and the wallet's number (`unknown_wallet` when there is none).
+    /// Runs `f` on a reader that sees every commit made before the call, and the wallet's number
+    /// (`unknown_wallet` when there is none).
     fn read_wallet<T>(
         &self,
         wallet: Uuid,
         f: impl FnOnce(&Reader, u64) -> Result<T, ReadError>,
     ) -> Result<T, ReadError> {
         guard(|| {
-            let r = self.reader()?;
-            let w = r
-                .wallet_number(wallet)?
-                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
-            f(&r, w)
+            let (r, generation) = self.current_reader()?;
+            let out = r
+                .wallet_number(wallet)
+                .map_err(ReadError::from)
+                .and_then(|w| w.ok_or_else(|| ReadError::UnknownWallet(wallet.to_string())))
+                .and_then(|w| f(&r, w));
+            self.keep_reader(r, generation);
+            out
         })
+    }
+
+    /// The idle reader if no group was committed since it began, else a fresh one; with the
+    /// commit count it is current for.
+    fn current_reader(&self) -> Result<(Reader, u64), StorageError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Read before the transaction begins: a commit counted after this may or may not be in
+        // the snapshot, which is then only kept if no commit was counted meanwhile.
+        let generation = self.inner.commits.load(SeqCst);
+        let idle = lock(&self.inner.idle_reader).take();
+        let t = match idle {
+            Some((g, t)) if g == generation => t,
+            _ => Box::new(ReadTables::open(self.inner.db.begin_read()?)?),
+        };
+        Ok((Reader { t, now: self.now() }, generation))
+    }
+
+    /// Keeps `r` for the next read if no group was committed since `generation`.
+    fn keep_reader(&self, r: Reader, generation: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut t = r.t;
+        t.forget_cursors();
+        let mut idle = lock(&self.inner.idle_reader);
+        // Checked under the lock `retire_readers` takes after counting, so a reader that began
+        // before a commit is either refused here or dropped there.
+        if self.inner.commits.load(SeqCst) == generation {
+            *idle = Some((generation, t));
+        }
+    }
+
+    /// Counts a commit and drops the idle reader, whose snapshot may predate it (and would keep
+    /// redb from reusing the pages the commit freed).
+    fn retire_readers(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.inner.commits.fetch_add(1, SeqCst);
+        let stale = lock(&self.inner.idle_reader).take();
+        drop(stale);
     }
 
     /// Every event of a wallet, in order.
@@ -628,6 +681,11 @@ impl Ledger {
     pub fn compact(self) -> Result<bool, StorageError> {
         let mut inner = Arc::try_unwrap(self.inner)
             .map_err(|_| StorageError("compact needs the only handle on the ledger".into()))?;
+        // Compaction needs no transaction in progress.
+        *inner
+            .idle_reader
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         inner
             .db
             .compact()
@@ -775,7 +833,8 @@ fn idempotent_answer(
 
 /// A consistent read-only view (one redb read transaction). Views and the CLI read through it.
 pub struct Reader {
-    t: ReadTables,
+    /// Boxed: the tables are large, and a kept reader moves in and out of the idle slot.
+    t: Box<ReadTables>,
     now: DateTime<Utc>,
 }
 
@@ -911,10 +970,11 @@ impl Reader {
             if ws.next_due.is_none_or(|d| d > at) {
                 return Ok(WalletSnapshot::build(ws, lifecycle, at));
             }
-            let mut tx = Tx::without_undo(&self.t)?;
+            let mut tx = Tx::without_undo(&*self.t)?;
             tx.seed_wallet(ws);
             advance(&mut tx, w, at, false)?;
-            let ws = tx.wallet_req(w)?;
+            // The overlay is discarded: move the header out rather than clone it.
+            let ws = tx.take_wallet(w)?;
             return Ok(WalletSnapshot::build(ws, lifecycle, at));
         }
         self.as_of(w, ws, with_lifecycle, at)

@@ -359,22 +359,25 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     // Every other wallet row, rebuilt from the replay with the same key layout.
     let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for ((w, no), l) in &c.lots {
-        expected.insert(st::lot_key(*w, *no), codec::encode(l));
+        expected.insert(st::lot_key(*w, *no).to_vec(), codec::encode(l));
     }
     for ((w, kind, id), no) in &c.names {
         expected.insert(st::name_key(*w, *kind, id), no.to_be_bytes().to_vec());
     }
     for ((w, no), h) in &c.holds {
-        expected.insert(st::hold_key(*w, *no), codec::encode(h));
+        expected.insert(st::hold_key(*w, *no).to_vec(), codec::encode(h));
     }
     for ((w, no), r) in &c.redemptions {
-        expected.insert(st::redemption_key(*w, *no), codec::encode(r));
+        expected.insert(st::redemption_key(*w, *no).to_vec(), codec::encode(r));
     }
     for ((w, o, i), s) in &c.slices {
-        expected.insert(st::slice_key(*w, *o, *i), st::slice_val(s).to_vec());
+        expected.insert(
+            st::slice_key(*w, *o, *i).to_vec(),
+            st::slice_val(s).to_vec(),
+        );
     }
     for (w, idx, rec) in &c.lifecycle {
-        expected.insert(st::lifecycle_key(*w, *idx), codec::encode(rec));
+        expected.insert(st::lifecycle_key(*w, *idx).to_vec(), codec::encode(rec));
     }
     for k in &c.cons_add {
         expected.insert(st::cons_key(k), Vec::new());

@@ -931,8 +931,9 @@ impl<'b> Tx<'b> {
         self.log(Undo::Card(card.to_string()));
         self.c.cards.insert(card.to_string(), w);
     }
-    /// The wallet's header for `apply` to change and hand back with [`Tx::put_wallet`]. Without an
-    /// undo log (replay) it is moved out of the overlay rather than cloned.
+    /// The wallet's header for `apply` to change and hand back with [`Tx::put_wallet`], or for a
+    /// read to keep once it is done with the overlay. Without an undo log (replay, reads) it is
+    /// moved out of the overlay rather than cloned.
     pub(crate) fn take_wallet(&mut self, no: u64) -> R<WalletState> {
         if !self.undo_on
             && let Some(ws) = self.c.wallets.remove(&no)
@@ -1054,15 +1055,19 @@ impl<'b> Tx<'b> {
             return;
         }
         if let Some(k) = old {
-            let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
-            self.log(Undo::ConsDel(k, a, d));
+            if self.undo_on {
+                let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
+                self.undo.push(Undo::ConsDel(k, a, d));
+            }
             // Always record the deletion: the key may also be committed below the overlay.
             self.c.cons_add.remove(&k);
             self.c.cons_del.insert(k);
         }
         if let Some(k) = new {
-            let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
-            self.log(Undo::ConsAdd(k, a, d));
+            if self.undo_on {
+                let (a, d) = (self.c.cons_add.contains(&k), self.c.cons_del.contains(&k));
+                self.undo.push(Undo::ConsAdd(k, a, d));
+            }
             self.c.cons_del.remove(&k);
             self.c.cons_add.insert(k);
         }
@@ -1073,14 +1078,20 @@ impl<'b> Tx<'b> {
             return;
         }
         if let Some(k) = old {
-            let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
-            self.log(Undo::DueDel(k, a, d));
+            // Without an undo log (replay, reads) the lookups that record the old flags are
+            // wasted: one per index change of every derived transition.
+            if self.undo_on {
+                let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
+                self.undo.push(Undo::DueDel(k, a, d));
+            }
             self.c.due_add.remove(&k);
             self.c.due_del.insert(k);
         }
         if let Some(k) = new {
-            let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
-            self.log(Undo::DueAdd(k, a, d));
+            if self.undo_on {
+                let (a, d) = (self.c.due_add.contains(&k), self.c.due_del.contains(&k));
+                self.undo.push(Undo::DueAdd(k, a, d));
+            }
             self.c.due_del.remove(&k);
             self.c.due_add.insert(k);
         }

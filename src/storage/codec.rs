@@ -12,9 +12,10 @@
 //! rejected, and every failure is a [`StorageError`] naming the record.
 
 use crate::domain::event::Event;
-use crate::domain::state::Delta;
+use crate::domain::state::{Delta, Lot, PocketState, WalletState};
 use crate::error::StorageError;
 use crate::limits::MAX_EVENT_BYTES;
+use crate::model::{Card, Figures, Order, PaymentMethod, Status};
 use bincode::{Decode, Encode};
 use sha2::{Digest, Sha256};
 
@@ -39,23 +40,285 @@ pub fn encode<T: Encode>(v: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: Decode<()>>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    decode_body(bytes).map_err(|e| StorageError(format!("{what}: {e}")))
+}
+
+/// [`decode`] for a record whose name must be formatted: only a failure formats it.
+pub fn decode_named<T: Decode<()>>(
+    what: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    decode_body(bytes).map_err(|e| StorageError(format!("{}: {e}", what())))
+}
+
+/// Decodes a value record; the error says what is wrong, without the record's name.
+fn decode_body<T: Decode<()>>(bytes: &[u8]) -> Result<T, String> {
     let Some((&v, body)) = bytes.split_first() else {
-        return Err(StorageError(format!("{what}: empty record")));
+        return Err("empty record".into());
     };
     if v != SCHEMA_VERSION {
-        return Err(StorageError(format!(
-            "{what}: schema version {v}, this build reads {SCHEMA_VERSION}"
-        )));
+        return Err(format!(
+            "schema version {v}, this build reads {SCHEMA_VERSION}"
+        ));
     }
     let (val, used) = bincode::decode_from_slice(body, limited())
-        .map_err(|e| StorageError(format!("{what}: undecodable record ({e})")))?;
+        .map_err(|e| format!("undecodable record ({e})"))?;
     if used != body.len() {
-        return Err(StorageError(format!(
-            "{what}: {} trailing bytes after the record",
+        return Err(format!(
+            "{} trailing bytes after the record",
             body.len() - used
-        )));
+        ));
     }
     Ok(val)
+}
+
+/// Decodes a lot record, which every derived transition reads: [`decode`]'s result, by a
+/// direct reader of the payload when it can (see [`Quick`]), else by bincode.
+pub fn decode_lot(bytes: &[u8]) -> Result<Lot, StorageError> {
+    match quick_lot(bytes) {
+        Some(l) => Ok(l),
+        None => decode("lot", bytes),
+    }
+}
+
+fn quick_lot(bytes: &[u8]) -> Option<Lot> {
+    let (&v, body) = bytes.split_first()?;
+    // bincode counts what it reads against the decode limit (strings twice): under half of it
+    // the limit cannot be what fails.
+    if v != SCHEMA_VERSION || body.len() > DECODE_LIMIT / 2 {
+        return None;
+    }
+    let mut q = Quick(body);
+    // Fields in declaration order, as bincode's derive reads them (struct expressions evaluate
+    // their fields in the order written).
+    let lot = Lot {
+        no: q.u32()?,
+        id: q.string()?,
+        pocket: q.u16()?,
+        amount: q.u128()?,
+        free: q.u128()?,
+        held: q.u128()?,
+        spent: q.u128()?,
+        refunded: q.u128()?,
+        expired: q.u128()?,
+        issued_at: q.i64()?,
+        activates_at: q.i64()?,
+        expires_at: q.option(Quick::i64)?,
+        activated: q.bool()?,
+        order_key: q.i64()?,
+    };
+    q.0.is_empty().then_some(lot)
+}
+
+/// Decodes the `WalletState` of a header row (`what` names it only on failure), which every
+/// read decodes: like [`decode_lot`], directly when it can, else by bincode.
+pub fn decode_wallet(
+    what: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<WalletState, StorageError> {
+    match quick_wallet(bytes) {
+        Some(ws) => Ok(ws),
+        None => decode_named(what, bytes),
+    }
+}
+
+/// The largest element of a vector in a `WalletState`: bincode claims `len × size` against the
+/// decode limit for each vector it reads.
+const LARGEST_ELEMENT: usize = {
+    let (p, m, c) = (
+        std::mem::size_of::<PocketState>(),
+        std::mem::size_of::<PaymentMethod>(),
+        std::mem::size_of::<Card>(),
+    );
+    let pm = if p > m { p } else { m };
+    if pm > c { pm } else { c }
+};
+
+fn quick_wallet(bytes: &[u8]) -> Option<WalletState> {
+    let (&v, body) = bytes.split_first()?;
+    // Every element takes at least one byte, so bincode's claims stay under
+    // `body × (1 + LARGEST_ELEMENT)`: below the limit it cannot be what fails.
+    if v != SCHEMA_VERSION || body.len().saturating_mul(1 + LARGEST_ELEMENT) > DECODE_LIMIT {
+        return None;
+    }
+    let mut q = Quick(body);
+    let ws = WalletState {
+        uuid: q.take()?,
+        number: q.u64()?,
+        holder: q.take()?,
+        program: q.u64()?,
+        name: q.string()?,
+        external_id: q.option(Quick::string)?,
+        status: match q.u32()? {
+            0 => Status::Active,
+            1 => Status::Frozen,
+            2 => Status::Closed,
+            _ => return None,
+        },
+        order: match q.u32()? {
+            0 => Order::EarliestExpiry,
+            1 => Order::EarliestIssuance,
+            _ => return None,
+        },
+        created_at: q.i64()?,
+        updated_at: q.i64()?,
+        seq: q.u64()?,
+        pockets: q.vec(|q| {
+            Some(PocketState {
+                key: q.string()?,
+                name: q.string()?,
+                kind: q.string()?,
+                asset: q.string()?,
+                scale: q.u32()?,
+                number: q.u64()?,
+                uuid: q.take()?,
+                figures: Figures {
+                    promised: q.u128()?,
+                    credited: q.u128()?,
+                    redeemed: q.u128()?,
+                    expired: q.u128()?,
+                    on_hold: q.u128()?,
+                },
+                issued: q.u128()?,
+            })
+        })?,
+        lots: q.u32()?,
+        holds: q.u32()?,
+        open_holds: q.u32()?,
+        redemptions: q.u32()?,
+        lifecycle: q.u32()?,
+        methods: q.vec(|q| {
+            Some(PaymentMethod {
+                account_name: q.string()?,
+                account_number: q.string()?,
+                account_type: q.string()?,
+                address: q.option(Quick::string)?,
+                bank_address: q.option(Quick::string)?,
+                bank_code: q.string()?,
+                bank_name: q.string()?,
+            })
+        })?,
+        cards: q.vec(|q| {
+            Some(Card {
+                card: q.string()?,
+                masked_pan: q.option(Quick::string)?,
+                status: q.option(Quick::string)?,
+            })
+        })?,
+        next_due: q.option(Quick::i64)?,
+    };
+    q.0.is_empty().then_some(ws)
+}
+
+/// A reader of bincode `standard()` encodings (varint integers, zigzag signed, one-byte bools
+/// and option tags, length-prefixed UTF-8 strings). For each type it accepts exactly what
+/// bincode 2.0.1 accepts, with the same value; anything else it declines (`None`) and the caller
+/// decodes with bincode, which gives its own error. It skips the generic decoder's per-field
+/// limit accounting and zeroed string buffers: most of the cost of decoding a small record.
+struct Quick<'a>(&'a [u8]);
+
+impl Quick<'_> {
+    #[inline]
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Option<u8> {
+        self.take::<1>().map(|[b]| b)
+    }
+
+    /// A varint whose width marker is at most `widest` (251: u16, 252: u32, 253: u64, 254: u128):
+    /// bincode refuses a wider marker than the type, not a wider marker than the value needs.
+    #[inline]
+    fn varint(&mut self, widest: u8) -> Option<u128> {
+        let b = self.byte()?;
+        let v = match b {
+            0..=250 => u128::from(b),
+            251 => u128::from(u16::from_le_bytes(self.take()?)),
+            252 => u128::from(u32::from_le_bytes(self.take()?)),
+            253 => u128::from(u64::from_le_bytes(self.take()?)),
+            254 => u128::from_le_bytes(self.take()?),
+            _ => return None,
+        };
+        (b <= widest).then_some(v)
+    }
+
+    #[inline]
+    fn u16(&mut self) -> Option<u16> {
+        self.varint(251).and_then(|v| u16::try_from(v).ok())
+    }
+
+    #[inline]
+    fn u32(&mut self) -> Option<u32> {
+        self.varint(252).and_then(|v| u32::try_from(v).ok())
+    }
+
+    #[inline]
+    fn u64(&mut self) -> Option<u64> {
+        self.varint(253).and_then(|v| u64::try_from(v).ok())
+    }
+
+    #[inline]
+    fn u128(&mut self) -> Option<u128> {
+        self.varint(254)
+    }
+
+    #[inline]
+    fn i64(&mut self) -> Option<i64> {
+        let n = self.u64()?;
+        Some(if n % 2 == 0 {
+            (n / 2) as i64
+        } else {
+            !(n / 2) as i64
+        })
+    }
+
+    #[inline]
+    fn bool(&mut self) -> Option<bool> {
+        match self.byte()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn option<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        match self.byte()? {
+            0 => Some(None),
+            1 => value(self).map(Some),
+            _ => None,
+        }
+    }
+
+    /// A length-prefixed sequence. The length is checked against the bytes left (every element
+    /// takes at least one) before anything is allocated.
+    #[inline]
+    fn vec<T>(&mut self, mut element: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        if n > self.0.len() {
+            return None;
+        }
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(element(self)?);
+        }
+        Some(v)
+    }
+
+    #[inline]
+    fn string(&mut self) -> Option<String> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        if n > self.0.len() {
+            return None;
+        }
+        let (s, rest) = self.0.split_at(n);
+        self.0 = rest;
+        std::str::from_utf8(s).ok().map(str::to_owned)
+    }
 }
 
 /// A stored event, decoded.
@@ -227,6 +490,193 @@ pub fn k_ww(a: u64, b: u64) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<T: Copy>(&mut self, choices: &[T]) -> T {
+            choices[self.below(choices.len())]
+        }
+    }
+
+    /// Values of every varint width, both signs, and ids of several lengths and scripts.
+    fn lot(r: &mut Rng) -> Lot {
+        let wide = [
+            0,
+            1,
+            250,
+            251,
+            65_535,
+            65_536,
+            u32::MAX as u128,
+            1 << 40,
+            u64::MAX as u128,
+            1 << 90,
+        ];
+        let signed = [0i64, 1, -1, 125, -126, 40_000, -40_000, i64::MAX, i64::MIN];
+        let expiry = r.pick(&signed);
+        Lot {
+            no: r.pick(&[0, 7, 250, 251, 70_000, u32::MAX]),
+            id: r
+                .pick(&["", "L1", "é-lot", "a-much-longer-lot-id"])
+                .repeat(1 + r.below(20)),
+            pocket: r.pick(&[0, 3, 251, u16::MAX]),
+            amount: r.pick(&wide),
+            free: r.pick(&wide),
+            held: r.pick(&wide),
+            spent: r.pick(&wide),
+            refunded: r.pick(&wide),
+            expired: r.pick(&wide),
+            issued_at: r.pick(&signed),
+            activates_at: r.pick(&signed),
+            expires_at: r.pick(&[None, Some(expiry)]),
+            activated: r.pick(&[false, true]),
+            order_key: r.pick(&signed),
+        }
+    }
+
+    #[test]
+    fn the_quick_lot_reader_agrees_with_bincode() {
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..2_000 {
+            let l = lot(&mut r);
+            let bytes = encode(&l);
+            assert_eq!(quick_lot(&bytes), Some(l.clone()));
+            assert_eq!(decode_lot(&bytes).unwrap(), l);
+            // Damaged records: whatever the quick reader accepts, bincode accepts with the same
+            // value; what it declines falls back to bincode's own verdict.
+            for _ in 0..20 {
+                let mut b = bytes.clone();
+                match r.below(4) {
+                    0 => b.truncate(r.below(b.len())),
+                    1 => b.push(r.next() as u8),
+                    _ => {
+                        let i = r.below(b.len());
+                        b[i] = r.next() as u8;
+                    }
+                }
+                let slow = decode::<Lot>("lot", &b);
+                if let Some(q) = quick_lot(&b) {
+                    assert_eq!(slow.as_ref().ok(), Some(&q), "bytes {b:?}");
+                }
+                assert_eq!(decode_lot(&b), slow);
+            }
+        }
+    }
+
+    fn text(r: &mut Rng) -> String {
+        r.pick(&["", "a", "é-π", "Main Pocket"]).repeat(r.below(30))
+    }
+
+    fn opt_text(r: &mut Rng) -> Option<String> {
+        let t = text(r);
+        r.pick(&[None, Some(())]).map(|_| t)
+    }
+
+    fn wallet(r: &mut Rng) -> WalletState {
+        let wide = [0, 1, 250, 251, 65_536, u64::MAX as u128, 1 << 95];
+        let signed = [0i64, 1, -1, 40_000, -40_000, i64::MAX, i64::MIN];
+        let nums = [0u64, 250, 251, 70_000, u32::MAX as u64, u64::MAX];
+        let mut pockets = Vec::new();
+        for _ in 0..r.below(5) {
+            pockets.push(PocketState {
+                key: text(r),
+                name: text(r),
+                kind: text(r),
+                asset: text(r),
+                scale: r.pick(&[0, 2, 18, 300]),
+                number: r.pick(&nums),
+                uuid: [r.next() as u8; 16],
+                figures: Figures {
+                    promised: r.pick(&wide),
+                    credited: r.pick(&wide),
+                    redeemed: r.pick(&wide),
+                    expired: r.pick(&wide),
+                    on_hold: r.pick(&wide),
+                },
+                issued: r.pick(&wide),
+            });
+        }
+        let mut methods = Vec::new();
+        for _ in 0..r.below(3) {
+            methods.push(PaymentMethod {
+                account_name: text(r),
+                account_number: text(r),
+                account_type: text(r),
+                address: opt_text(r),
+                bank_address: opt_text(r),
+                bank_code: text(r),
+                bank_name: text(r),
+            });
+        }
+        let mut cards = Vec::new();
+        for _ in 0..r.below(3) {
+            cards.push(Card {
+                card: text(r),
+                masked_pan: opt_text(r),
+                status: opt_text(r),
+            });
+        }
+        let due = r.pick(&signed);
+        WalletState {
+            uuid: [r.next() as u8; 16],
+            number: r.pick(&nums),
+            holder: [r.next() as u8; 16],
+            program: r.pick(&nums),
+            name: text(r),
+            external_id: opt_text(r),
+            status: r.pick(&[Status::Active, Status::Frozen, Status::Closed]),
+            order: r.pick(&[Order::EarliestExpiry, Order::EarliestIssuance]),
+            created_at: r.pick(&signed),
+            updated_at: r.pick(&signed),
+            seq: r.pick(&nums),
+            pockets,
+            lots: r.pick(&[0, 251, u32::MAX]),
+            holds: r.pick(&[0, 251, u32::MAX]),
+            open_holds: r.pick(&[0, 251, u32::MAX]),
+            redemptions: r.pick(&[0, 251, u32::MAX]),
+            lifecycle: r.pick(&[0, 251, u32::MAX]),
+            methods,
+            cards,
+            next_due: r.pick(&[None, Some(due)]),
+        }
+    }
+
+    #[test]
+    fn the_quick_wallet_reader_agrees_with_bincode() {
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        let name = || "w".to_string();
+        for _ in 0..1_000 {
+            let ws = wallet(&mut r);
+            let bytes = encode(&ws);
+            assert_eq!(quick_wallet(&bytes), Some(ws.clone()));
+            for _ in 0..20 {
+                let mut b = bytes.clone();
+                match r.below(4) {
+                    0 => b.truncate(r.below(b.len())),
+                    1 => b.push(r.next() as u8),
+                    _ => {
+                        let i = r.below(b.len());
+                        b[i] = r.next() as u8;
+                    }
+                }
+                let slow = decode::<WalletState>("w", &b);
+                if let Some(q) = quick_wallet(&b) {
+                    assert_eq!(slow.as_ref().ok(), Some(&q), "bytes {b:?}");
+                }
+                assert_eq!(decode_wallet(name, &b), slow);
+            }
+        }
+    }
 
     #[test]
     fn i64_keys_sort_numerically() {

@@ -104,32 +104,55 @@ pub fn row_key(w: u64, kind: u8, rest: &[&[u8]]) -> Vec<u8> {
     k
 }
 
+/// `[w][kind][rest]` of a fixed size, on the stack: reads build several keys each, and an
+/// allocation per key was a measurable share of a read.
+fn fixed_key<const N: usize>(w: u64, kind: u8, rest: &[&[u8]]) -> [u8; N] {
+    let mut k = [0u8; N];
+    k[..8].copy_from_slice(&w.to_be_bytes());
+    k[8] = kind;
+    let mut at = 9;
+    for r in rest {
+        k[at..at + r.len()].copy_from_slice(r);
+        at += r.len();
+    }
+    debug_assert_eq!(at, N, "fixed key size");
+    k
+}
+
+fn header_k(w: u64) -> [u8; 9] {
+    fixed_key(w, row::HEADER, &[])
+}
+
 pub fn header_key(w: u64) -> Vec<u8> {
-    row_key(w, row::HEADER, &[])
+    header_k(w).to_vec()
+}
+
+fn event_k(w: u64, seq: u64) -> [u8; 17] {
+    fixed_key(w, row::EVENT, &[&seq.to_be_bytes()])
 }
 
 pub fn event_key(w: u64, seq: u64) -> Vec<u8> {
-    row_key(w, row::EVENT, &[&seq.to_be_bytes()])
+    event_k(w, seq).to_vec()
 }
 
 pub fn checkpoint_key(w: u64, at: i64, seq: u64) -> Vec<u8> {
     row_key(w, row::CHECKPOINT, &[&i64_key(at), &seq.to_be_bytes()])
 }
 
-pub(crate) fn lot_key(w: u64, no: u32) -> Vec<u8> {
-    row_key(w, row::LOT, &[&no.to_be_bytes()])
+pub(crate) fn lot_key(w: u64, no: u32) -> [u8; 13] {
+    fixed_key(w, row::LOT, &[&no.to_be_bytes()])
 }
 
-pub(crate) fn hold_key(w: u64, no: u32) -> Vec<u8> {
-    row_key(w, row::HOLD, &[&no.to_be_bytes()])
+pub(crate) fn hold_key(w: u64, no: u32) -> [u8; 13] {
+    fixed_key(w, row::HOLD, &[&no.to_be_bytes()])
 }
 
-pub(crate) fn redemption_key(w: u64, no: u32) -> Vec<u8> {
-    row_key(w, row::REDEMPTION, &[&no.to_be_bytes()])
+pub(crate) fn redemption_key(w: u64, no: u32) -> [u8; 13] {
+    fixed_key(w, row::REDEMPTION, &[&no.to_be_bytes()])
 }
 
-pub(crate) fn lifecycle_key(w: u64, idx: u32) -> Vec<u8> {
-    row_key(w, row::LIFECYCLE, &[&idx.to_be_bytes()])
+pub(crate) fn lifecycle_key(w: u64, idx: u32) -> [u8; 13] {
+    fixed_key(w, row::LIFECYCLE, &[&idx.to_be_bytes()])
 }
 
 pub(crate) fn name_key(w: u64, kind: NameKind, id: &str) -> Vec<u8> {
@@ -143,9 +166,9 @@ fn owner_bytes(o: Owner) -> (u8, u32) {
     }
 }
 
-pub(crate) fn slice_key(w: u64, o: Owner, idx: u32) -> Vec<u8> {
+pub(crate) fn slice_key(w: u64, o: Owner, idx: u32) -> [u8; 18] {
     let (kind, n) = owner_bytes(o);
-    row_key(
+    fixed_key(
         w,
         row::SLICE,
         &[&[kind], &n.to_be_bytes(), &idx.to_be_bytes()],
@@ -170,7 +193,11 @@ fn slice_from(b: &[u8]) -> Result<Slice, StorageError> {
 }
 
 pub fn cons_key(k: &ConsKey) -> Vec<u8> {
-    row_key(
+    cons_k(k).to_vec()
+}
+
+fn cons_k(k: &ConsKey) -> [u8; 23] {
+    fixed_key(
         k.wallet,
         row::CONS,
         &[
@@ -194,7 +221,11 @@ fn cons_from(b: &[u8]) -> Result<ConsKey, StorageError> {
 }
 
 pub fn due_key(k: &DueKey) -> Vec<u8> {
-    row_key(
+    due_k(k).to_vec()
+}
+
+fn due_k(k: &DueKey) -> [u8; 22] {
+    fixed_key(
         k.wallet,
         row::DUE,
         &[&i64_key(k.at), &[k.kind as u8], &k.no.to_be_bytes()],
@@ -272,9 +303,13 @@ pub fn header_from(b: &[u8]) -> Result<(HeaderPrefix, &[u8]), StorageError> {
 /// (opening a table costs a look-up in redb's table tree). Generated twice: over a read
 /// transaction and over a write transaction.
 macro_rules! tables {
-    ($name:ident [$($lt:lifetime)?], $tbl:ident, $txn:ty) => {
+    ($name:ident [$($lt:lifetime)?], $tbl:ident, $txn:ty, $due:ty) => {
         pub struct $name<$($lt)?> {
             txn: $txn,
+            /// What [`Backing::due_next`] keeps between calls (see `due_scan`); nothing (`()`)
+            /// in a write transaction.
+            #[allow(dead_code)]
+            due: $due,
             meta: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, &'static [u8]>>,
             programs: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
             holders: std::cell::OnceCell<redb::$tbl<$($lt,)? u128, &'static [u8]>>,
@@ -312,6 +347,7 @@ macro_rules! tables {
             pub fn open(txn: $txn) -> Result<Self, StorageError> {
                 Ok($name {
                     txn,
+                    due: Default::default(),
                     meta: std::cell::OnceCell::new(),
                     programs: std::cell::OnceCell::new(),
                     holders: std::cell::OnceCell::new(),
@@ -525,7 +561,7 @@ macro_rules! tables {
 
             /// The header row of stream `w`, split.
             pub fn header(&self, w: u64) -> R<Option<(HeaderPrefix, Vec<u8>)>> {
-                match self.rows()?.get(&header_key(w)[..])? {
+                match self.rows()?.get(&header_k(w)[..])? {
                     Some(v) => {
                         let (p, rest) = header_from(v.value())?;
                         Ok(Some((p, rest.to_vec())))
@@ -553,7 +589,7 @@ macro_rules! tables {
                 Ok(LedgerState { position, ledger_seq, wallets, pockets })
             }
             fn program(&self, id: u64) -> R<Option<Program>> {
-                self.programs()?.get(id)?.map(|v| decode(&format!("program {id}"), v.value())).transpose()
+                self.programs()?.get(id)?.map(|v| decode_named(|| format!("program {id}"), v.value())).transpose()
             }
             fn holder(&self, id: [u8; 16]) -> R<Option<Holder>> {
                 self.holders()?
@@ -580,16 +616,16 @@ macro_rules! tables {
                 if no == LEDGER_STREAM {
                     return Ok(None);
                 }
-                match self.rows()?.get(&header_key(no)[..])? {
+                match self.rows()?.get(&header_k(no)[..])? {
                     Some(v) => {
                         let (_, body) = header_from(v.value())?;
-                        Ok(Some(decode(&format!("wallet {no}"), body)?))
+                        Ok(Some(decode_wallet(|| format!("wallet {no}"), body)?))
                     }
                     None => Ok(None),
                 }
             }
             fn lot(&self, w: u64, no: u32) -> R<Option<Lot>> {
-                self.row(&lot_key(w, no), "lot")
+                self.rows()?.get(&lot_key(w, no)[..])?.map(|v| decode_lot(v.value())).transpose()
             }
             fn name(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>> {
                 match self.rows()?.get(&name_key(w, kind, id)[..])? {
@@ -618,15 +654,15 @@ macro_rules! tables {
                 after: Option<ConsKey>,
                 skip: &dyn Fn(&ConsKey) -> bool,
             ) -> R<Option<ConsKey>> {
-                let hi = cons_key(&ConsKey { wallet: w, pocket, order: i64::MAX, lot: u32::MAX });
+                let hi = cons_k(&ConsKey { wallet: w, pocket, order: i64::MAX, lot: u32::MAX });
                 let lo_key;
                 let lo = match after {
                     Some(a) => {
-                        lo_key = cons_key(&a);
+                        lo_key = cons_k(&a);
                         Bound::Excluded(&lo_key[..])
                     }
                     None => {
-                        lo_key = cons_key(&ConsKey { wallet: w, pocket, order: i64::MIN, lot: 0 });
+                        lo_key = cons_k(&ConsKey { wallet: w, pocket, order: i64::MIN, lot: 0 });
                         Bound::Included(&lo_key[..])
                     }
                 };
@@ -644,25 +680,7 @@ macro_rules! tables {
                 after: Option<DueKey>,
                 skip: &dyn Fn(&DueKey) -> bool,
             ) -> R<Option<DueKey>> {
-                let hi = due_key(&DueKey { wallet: w, at: i64::MAX, kind: DueKind::Expiry, no: u32::MAX });
-                let lo_key;
-                let lo = match after {
-                    Some(a) => {
-                        lo_key = due_key(&a);
-                        Bound::Excluded(&lo_key[..])
-                    }
-                    None => {
-                        lo_key = due_key(&DueKey { wallet: w, at: i64::MIN, kind: DueKind::Activation, no: 0 });
-                        Bound::Included(&lo_key[..])
-                    }
-                };
-                for r in self.rows()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))? {
-                    let k = due_from(r?.0.value())?;
-                    if !skip(&k) {
-                        return Ok(Some(k));
-                    }
-                }
-                Ok(None)
+                self.due_scan(w, after, skip)
             }
             fn wallets_due(&self, upto: i64) -> R<Vec<u64>> {
                 let hi = next_due_key(upto, u64::MAX);
@@ -681,8 +699,158 @@ macro_rules! tables {
     };
 }
 
-tables!(ReadTables [], ReadOnlyTable, redb::ReadTransaction);
-tables!(WriteTables ['t], Table, &'t redb::WriteTransaction);
+tables!(ReadTables [], ReadOnlyTable, redb::ReadTransaction, std::cell::RefCell<Option<DueCursor>>);
+tables!(WriteTables ['t], Table, &'t redb::WriteTransaction, ());
+
+/// The keys bounding wallet `w`'s due keys strictly after `after` (all of them when `None`):
+/// (low, whether low is included, high).
+fn due_bounds(w: u64, after: Option<DueKey>) -> ([u8; 22], bool, [u8; 22]) {
+    let hi = due_k(&DueKey {
+        wallet: w,
+        at: i64::MAX,
+        kind: DueKind::Expiry,
+        no: u32::MAX,
+    });
+    match after {
+        Some(a) => (due_k(&a), false, hi),
+        None => (
+            due_k(&DueKey {
+                wallet: w,
+                at: i64::MIN,
+                kind: DueKind::Activation,
+                no: 0,
+            }),
+            true,
+            hi,
+        ),
+    }
+}
+
+fn low_bound(lo: &[u8], included: bool) -> Bound<&[u8]> {
+    if included {
+        Bound::Included(lo)
+    } else {
+        Bound::Excluded(lo)
+    }
+}
+
+type RowRange = redb::Range<'static, &'static [u8], &'static [u8]>;
+
+/// One wallet's due index as read so far in a read transaction: the keys one range scan has
+/// returned, and the scan itself to continue. Deriving k transitions asks for the next due key
+/// k + 1 times, each time just after the key it last got; without this each ask was a fresh
+/// descent of the tree. Valid because committed keys cannot change under a read transaction.
+pub struct DueCursor {
+    wallet: u64,
+    /// The scan covers the keys strictly after this one (all of the wallet's when `None`).
+    from: Option<DueKey>,
+    /// The keys the scan returned, ascending.
+    seen: Vec<DueKey>,
+    /// The rest of the scan; `None` once it has ended.
+    rest: Option<RowRange>,
+}
+
+impl ReadTables {
+    /// Drops the due cursor (and the pages its scan holds) before the tables are kept idle.
+    pub fn forget_cursors(&mut self) {
+        *self.due.get_mut() = None;
+    }
+
+    fn due_scan(
+        &self,
+        w: u64,
+        after: Option<DueKey>,
+        skip: &dyn Fn(&DueKey) -> bool,
+    ) -> R<Option<DueKey>> {
+        // `skip` might read through this backing again; rather than fail, that nested look-up
+        // scans without the cursor.
+        let Ok(mut cell) = self.due.try_borrow_mut() else {
+            return self.due_scan_fresh(w, after, skip);
+        };
+        let reusable = cell
+            .as_ref()
+            .is_some_and(|c| c.wallet == w && c.from <= after);
+        if !reusable {
+            *cell = None;
+            let (lo, incl, hi) = due_bounds(w, after);
+            let rest = self
+                .rows()?
+                .range::<&[u8]>((low_bound(&lo, incl), Bound::Included(&hi[..])))?;
+            *cell = Some(DueCursor {
+                wallet: w,
+                from: after,
+                seen: Vec::new(),
+                rest: Some(rest),
+            });
+        }
+        let Some(c) = cell.as_mut() else {
+            return Ok(None);
+        };
+        let start = c.seen.partition_point(|k| Some(*k) <= after);
+        if let Some(k) = c.seen[start..].iter().find(|k| !skip(k)) {
+            return Ok(Some(*k));
+        }
+        while let Some(r) = c.rest.as_mut().and_then(|it| it.next()) {
+            let k = match r
+                .map_err(StorageError::from)
+                .and_then(|(k, _)| due_from(k.value()))
+            {
+                Ok(k) => k,
+                Err(e) => {
+                    // A scan that failed part-way is not resumed.
+                    *cell = None;
+                    return Err(e);
+                }
+            };
+            c.seen.push(k);
+            if !skip(&k) {
+                return Ok(Some(k));
+            }
+        }
+        c.rest = None;
+        Ok(None)
+    }
+
+    /// One range scan, as [`WriteTables`] does.
+    fn due_scan_fresh(
+        &self,
+        w: u64,
+        after: Option<DueKey>,
+        skip: &dyn Fn(&DueKey) -> bool,
+    ) -> R<Option<DueKey>> {
+        scan_due(self.rows()?, w, after, skip)
+    }
+}
+
+impl WriteTables<'_> {
+    /// A fresh range scan per call: the overlay's merge already skips the keys this
+    /// transaction deleted, and the committed keys below it do not change until `write`.
+    fn due_scan(
+        &self,
+        w: u64,
+        after: Option<DueKey>,
+        skip: &dyn Fn(&DueKey) -> bool,
+    ) -> R<Option<DueKey>> {
+        scan_due(self.rows()?, w, after, skip)
+    }
+}
+
+/// The first due key of `w` after `after` for which `skip` is false, by one range scan.
+fn scan_due(
+    rows: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    w: u64,
+    after: Option<DueKey>,
+    skip: &dyn Fn(&DueKey) -> bool,
+) -> R<Option<DueKey>> {
+    let (lo, incl, hi) = due_bounds(w, after);
+    for r in rows.range::<&[u8]>((low_bound(&lo, incl), Bound::Included(&hi[..])))? {
+        let k = due_from(r?.0.value())?;
+        if !skip(&k) {
+            return Ok(Some(k));
+        }
+    }
+    Ok(None)
+}
 
 impl Drop for WriteTables<'_> {
     /// A panic inside redb (a damaged file) can poison the transaction's table lock, and each
@@ -717,7 +885,7 @@ impl ReadTables {
         let mut out = Vec::new();
         for r in self.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
             let (_, v) = r?;
-            out.push(decode(&format!("wallet {w} lifecycle"), v.value())?);
+            out.push(decode_named(|| format!("wallet {w} lifecycle"), v.value())?);
         }
         Ok(out)
     }
@@ -746,7 +914,7 @@ impl ReadTables {
     pub fn event_raw(&self, stream: u64, seq: u64) -> R<Option<Vec<u8>>> {
         Ok(self
             .rows()?
-            .get(&event_key(stream, seq)[..])?
+            .get(&event_k(stream, seq)[..])?
             .map(|v| v.value().to_vec()))
     }
 }
@@ -818,16 +986,16 @@ impl WriteTables<'_> {
             rows.insert(&lifecycle_key(*w, *idx)[..], &encode(rec)[..])?;
         }
         for k in &c.cons_del {
-            rows.remove(&cons_key(k)[..])?;
+            rows.remove(&cons_k(k)[..])?;
         }
         for k in &c.cons_add {
-            rows.insert(&cons_key(k)[..], &[][..])?;
+            rows.insert(&cons_k(k)[..], &[][..])?;
         }
         for k in &c.due_del {
-            rows.remove(&due_key(k)[..])?;
+            rows.remove(&due_k(k)[..])?;
         }
         for k in &c.due_add {
-            rows.insert(&due_key(k)[..], &[][..])?;
+            rows.insert(&due_k(k)[..], &[][..])?;
         }
         // The stored header prefix (chain head, earliest due) of every stream this writes.
         let mut prefixes: HashMap<u64, HeaderPrefix> = HashMap::new();
@@ -839,7 +1007,7 @@ impl WriteTables<'_> {
             .collect();
         for s in streams {
             if let std::collections::hash_map::Entry::Vacant(e) = prefixes.entry(s) {
-                let p = match rows.get(&header_key(s)[..])? {
+                let p = match rows.get(&header_k(s)[..])? {
                     Some(v) => header_from(v.value())?.0,
                     None => HeaderPrefix::default(),
                 };
@@ -865,7 +1033,7 @@ impl WriteTables<'_> {
                 &p.delta,
                 &p.event,
             );
-            rows.insert(&event_key(p.stream, p.seq)[..], &bytes[..])?;
+            rows.insert(&event_k(p.stream, p.seq)[..], &bytes[..])?;
             head.seq = p.seq;
             head.checksum = sum;
             first_seq.entry(p.stream).or_insert(p.seq);
@@ -895,7 +1063,7 @@ impl WriteTables<'_> {
             let mut v = Vec::with_capacity(256);
             prefix.encode(&mut v);
             v.extend_from_slice(&encode(ws));
-            rows.insert(&header_key(*w)[..], &v[..])?;
+            rows.insert(&header_k(*w)[..], &v[..])?;
             // Checkpoints: a wallet carried past a multiple of CHECKPOINT_EVERY events by this
             // transaction gets one at its last event.
             if let Some(first) = first_seq.get(w)
@@ -910,7 +1078,7 @@ impl WriteTables<'_> {
         if first_seq.contains_key(&LEDGER_STREAM) {
             let mut v = Vec::with_capacity(HEADER_PREFIX);
             prefixes[&LEDGER_STREAM].encode(&mut v);
-            rows.insert(&header_key(LEDGER_STREAM)[..], &v[..])?;
+            rows.insert(&header_k(LEDGER_STREAM)[..], &v[..])?;
         }
         for p in &c.events {
             self.log_mut()?
