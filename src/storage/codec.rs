@@ -555,15 +555,7 @@ mod tests {
             // Damaged records: whatever the quick reader accepts, bincode accepts with the same
             // value; what it declines falls back to bincode's own verdict.
             for _ in 0..20 {
-                let mut b = bytes.clone();
-                match r.below(4) {
-                    0 => b.truncate(r.below(b.len())),
-                    1 => b.push(r.next() as u8),
-                    _ => {
-                        let i = r.below(b.len());
-                        b[i] = r.next() as u8;
-                    }
-                }
+                let b = damage(&mut r, &bytes);
                 let slow = decode::<Lot>("lot", &b);
                 if let Some(q) = quick_lot(&b) {
                     assert_eq!(slow.as_ref().ok(), Some(&q), "bytes {b:?}");
@@ -651,6 +643,20 @@ mod tests {
         }
     }
 
+    /// A copy of `bytes` truncated, extended by a byte, or with one byte changed.
+    fn damage(r: &mut Rng, bytes: &[u8]) -> Vec<u8> {
+        let mut b = bytes.to_vec();
+        match r.below(4) {
+            0 => b.truncate(r.below(b.len())),
+            1 => b.push(r.next() as u8),
+            _ => {
+                let i = r.below(b.len());
+                b[i] = r.next() as u8;
+            }
+        }
+        b
+    }
+
     #[test]
     fn the_quick_wallet_reader_agrees_with_bincode() {
         let mut r = Rng(0x2545_f491_4f6c_dd1d);
@@ -660,15 +666,7 @@ mod tests {
             let bytes = encode(&ws);
             assert_eq!(quick_wallet(&bytes), Some(ws.clone()));
             for _ in 0..20 {
-                let mut b = bytes.clone();
-                match r.below(4) {
-                    0 => b.truncate(r.below(b.len())),
-                    1 => b.push(r.next() as u8),
-                    _ => {
-                        let i = r.below(b.len());
-                        b[i] = r.next() as u8;
-                    }
-                }
+                let b = damage(&mut r, &bytes);
                 let slow = decode::<WalletState>("w", &b);
                 if let Some(q) = quick_wallet(&b) {
                     assert_eq!(slow.as_ref().ok(), Some(&q), "bytes {b:?}");
