@@ -677,8 +677,27 @@ impl Ledger {
         })
     }
 
-    /// Compacts the file (exclusive access needed: no other clone may be alive).
-    pub fn compact(self) -> Result<bool, StorageError> {
+    /// Compacts the file the way SQLite's `VACUUM` does: every table is rebuilt with its B-tree
+    /// leaves packed full, then the pages are moved to the front of the file and the file is
+    /// truncated. Needs the only handle on the ledger (no clone alive).
+    ///
+    /// redb splits a full leaf in two halves, so tables written in random key order (many
+    /// wallets, interleaved) fill their leaves about half; redb's own compaction moves pages but
+    /// never repacks a leaf. Here, in one write transaction, each table is deleted and written
+    /// again in key order from a read transaction begun before it (streamed, ~1 MiB buffered at a
+    /// time: memory does not grow with the file); that transaction commits durably (two-phase),
+    /// then redb's compaction moves the packed pages into the space the old ones left.
+    ///
+    /// **Space**: the old pages are freed only by that commit, so the file first grows by about
+    /// the size of the live data (the size the file has after compaction) before it shrinks.
+    ///
+    /// **Failure and crashes**: the rebuild is one transaction. An error before it commits (I/O,
+    /// a full disk) aborts it and a crash before it is durable rolls it back: the file holds
+    /// exactly what it held. After the commit only pages move, each step its own transaction, so
+    /// an error or crash then leaves the rebuilt (same) data in a file that is not yet as small
+    /// as it can be. On an error the handle is closed (redb refuses further writes on a handle
+    /// after an I/O error); open the file again, and `compact` again to finish.
+    pub fn compact(self) -> Result<(), StorageError> {
         let mut inner = Arc::try_unwrap(self.inner)
             .map_err(|_| StorageError("compact needs the only handle on the ledger".into()))?;
         // Compaction needs no transaction in progress.
@@ -686,10 +705,35 @@ impl Ledger {
             .idle_reader
             .get_mut()
             .unwrap_or_else(|e| e.into_inner()) = None;
-        inner
-            .db
-            .compact()
-            .map_err(|e| StorageError(format!("compaction failed: {e}")))
+        guard(|| {
+            let db = &mut inner.db;
+            {
+                let old = db.begin_read().map_err(|e| {
+                    StorageError(format!("compaction: cannot begin a read transaction: {e}"))
+                })?;
+                let mut new = db.begin_write().map_err(|e| {
+                    StorageError(format!("compaction: cannot begin a write transaction: {e}"))
+                })?;
+                new.set_two_phase_commit(true);
+                let rebuilt = crate::storage::pack::rebuild(&old, &new);
+                drop(old);
+                if let Err(e) = rebuilt {
+                    // Nothing of it was committed; the abort's own error adds nothing.
+                    let _ = new.abort();
+                    return Err(e);
+                }
+                new.commit().map_err(|e| {
+                    StorageError(format!("compaction: committing the rebuilt tables: {e}"))
+                })?;
+            }
+            // redb's compaction relocates pages towards the front until nothing moves; it loops
+            // itself, and one more call that moves nothing is cheap.
+            while db
+                .compact()
+                .map_err(|e| StorageError(format!("compaction: moving pages: {e}")))?
+            {}
+            Ok(())
+        })
     }
 }
 

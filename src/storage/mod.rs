@@ -10,6 +10,7 @@
 //! sit together in few pages. See `docs/design.md` for the whole layout and the commit strategy.
 
 pub mod codec;
+pub mod pack;
 
 use crate::domain::state::*;
 use crate::error::StorageError;
@@ -38,6 +39,34 @@ pub const NEXT_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("next_due"
 pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 /// idempotency key → (fingerprint 32 bytes, encoded (instants, receipt))
 pub const IDEM: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+
+/// Something done to every table of the file, whatever its key and value types; see
+/// [`for_each_table`].
+pub trait TableVisitor {
+    fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &mut self,
+        table: TableDefinition<'static, K, V>,
+    ) -> Result<(), StorageError>;
+}
+
+/// Visits every table of the file, in one list: what compaction rebuilds (see [`pack`]) and what
+/// statistics cover. A table added above must be added here too; `tests/compaction.rs` checks that
+/// this list and the tables a new ledger creates are the same.
+pub fn for_each_table(v: &mut impl TableVisitor) -> Result<(), StorageError> {
+    v.visit(META)?;
+    v.visit(PROGRAMS)?;
+    v.visit(HOLDERS)?;
+    v.visit(HOLDER_IDENTITY)?;
+    v.visit(HOLDER_EMAIL)?;
+    v.visit(HOLDER_WALLETS)?;
+    v.visit(WALLET_UUID)?;
+    v.visit(WALLET_EXTERNAL)?;
+    v.visit(CARDS)?;
+    v.visit(ROWS)?;
+    v.visit(NEXT_DUE)?;
+    v.visit(LOG)?;
+    v.visit(IDEM)
+}
 
 /// Row kinds of `wallet_rows`, the byte after the wallet number in every key.
 pub mod row {
