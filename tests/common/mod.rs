@@ -422,3 +422,59 @@ pub fn result_json(ledger: &Ledger, line: &str) -> serde_json::Value {
     v.as_object_mut().unwrap().remove("line");
     v
 }
+
+/// Everything a user reads from a ledger made by a [`ScriptGen`] script over `holders` holders and
+/// the wallets `wallets`, as text lines (for readable failure diffs): every event of the log, each
+/// wallet's history, its snapshot now and as of `instants`, and every name lookup (wallet by
+/// UUID, external id and card, holder by UUID, identity and e-mail, a holder's wallets, the
+/// programs). Two ledgers with equal digests answer every read the same way.
+pub fn read_digest(
+    ledger: &Ledger,
+    holders: usize,
+    wallets: &[String],
+    cards: usize,
+    instants: &[DateTime<Utc>],
+) -> Vec<String> {
+    let mut out = log_digest(ledger, wallets.len() as u64);
+    for w in wallets {
+        let id = w.parse().unwrap();
+        out.push(format!("history {w}: {:?}", ledger.history(id)));
+        out.push(format!("now {w}: {:?}", ledger.snapshot(id, None)));
+        out.push(format!("figures {w}: {:?}", ledger.figures(id, None)));
+        for t in instants {
+            out.push(format!(
+                "as of {t} {w}: {:?}",
+                ledger.snapshot(id, Some(*t))
+            ));
+        }
+    }
+    let r = ledger.reader().expect("reader");
+    for (i, w) in wallets.iter().enumerate() {
+        out.push(format!(
+            "wallet {w}: {:?}, ext-{i}: {:?}",
+            r.wallet_number(w.parse().unwrap()),
+            r.wallet_by_external(&format!("ext-{i}"))
+        ));
+    }
+    for h in 0..holders {
+        let id = holder_uuid(h).parse().unwrap();
+        out.push(format!(
+            "holder {h}: {:?} {:?} {:?} {:?} {:?}",
+            r.holder(id),
+            r.holder_by_identity(&format!("user-{h}")),
+            r.holder_by_email(&format!("USER{h}@example.COM")),
+            r.wallets_of(id),
+            r.holder_by_identity(&format!("nobody-{h}")),
+        ));
+    }
+    for c in 0..=cards {
+        out.push(format!(
+            "card-{c}: {:?}",
+            r.wallet_by_card(&format!("card-{c}"))
+        ));
+    }
+    for p in 0..=3 {
+        out.push(format!("program {p}: {:?}", r.program(p)));
+    }
+    out
+}
