@@ -50,9 +50,10 @@ pub const READ_DELTA: i64 = 5 * 60;
 pub const OPEN_AT: i64 = T0 - 86_400;
 /// Most commands in one `Command::Batch` (src/limits.rs).
 pub const MAX_BATCH: usize = 10_000;
-/// Bump when the workload or the SQLite schema changes: cached fixtures are keyed by it (and by
-/// wallet-ledger's record schema version).
-pub const FIXTURE_VERSION: u32 = 1;
+/// Bump when the workload, the SQLite schema or how the files are compacted changes: cached
+/// fixtures are keyed by it (and by wallet-ledger's record schema version). 2: `Ledger::compact`
+/// and the raw log floor pack their leaves full.
+pub const FIXTURE_VERSION: u32 = 2;
 
 const NS: i64 = 1_000_000_000;
 
@@ -1187,7 +1188,9 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
 }
 
 /// Copies wallet-ledger's event records (keys and values as stored) into a fresh redb file with
-/// nothing else, compacts it, and returns (events, bytes): the floor of an event log in redb.
+/// nothing else, packed the way `Ledger::compact` packs (ascending inserts through a cursor, so
+/// leaves are full rather than split in halves), compacts it, and returns (events, bytes): the
+/// floor of an event log in redb.
 fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
     let src = redb::Database::open(ours).expect("open ours");
     let dst_db = redb::Database::create(raw).expect("raw log");
@@ -1210,11 +1213,16 @@ fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
             let mut t = txn
                 .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("events"))
                 .unwrap();
+            // Keys arrive in ascending order, after every key already in the table.
+            let mut at = t
+                .upper_bound_mut(std::ops::Bound::<&[u8]>::Unbounded)
+                .unwrap();
             for r in it.by_ref().take(100_000) {
                 let (k, v) = r.unwrap();
-                t.insert(k.value(), v.value()).unwrap();
+                at.insert_before(k.value(), v.value()).unwrap();
                 n += 1;
             }
+            at.close().unwrap();
         }
         txn.commit().unwrap();
     }
@@ -1228,37 +1236,31 @@ fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
 }
 
 /// Per-table storage of a wallet-ledger file: (table, entries, stored bytes, metadata bytes,
-/// fragmented bytes).
+/// fragmented bytes), for every table of the file.
 pub fn table_stats(path: &Path) -> Vec<(String, u64, u64, u64, u64)> {
-    use wallet_ledger::storage::*;
-    let db = redb::Database::open(path).expect("open");
-    let rt = db.begin_read().unwrap();
-    let mut out = Vec::new();
-    macro_rules! stat {
-        ($($def:ident),*) => {$(
-            let t = rt.open_table($def).unwrap();
+    use redb::TableHandle;
+    struct Stats(redb::ReadTransaction, Vec<(String, u64, u64, u64, u64)>);
+    impl wallet_ledger::storage::TableVisitor for Stats {
+        fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
+            &mut self,
+            table: redb::TableDefinition<'static, K, V>,
+        ) -> Result<(), wallet_ledger::StorageError> {
+            let t = self.0.open_table(table).unwrap();
             let s = t.stats().unwrap();
-            out.push((
-                stringify!($def).to_lowercase(),
+            self.1.push((
+                table.name().to_string(),
                 t.len().unwrap(),
                 s.stored_bytes(),
                 s.metadata_bytes(),
                 s.fragmented_bytes(),
             ));
-        )*};
+            Ok(())
+        }
     }
-    stat!(
-        META,
-        PROGRAMS,
-        HOLDERS,
-        HOLDER_WALLETS,
-        WALLET_UUID,
-        ROWS,
-        NEXT_DUE,
-        LOG,
-        IDEM
-    );
-    out
+    let db = redb::Database::open(path).expect("open");
+    let mut stats = Stats(db.begin_read().unwrap(), Vec::new());
+    wallet_ledger::storage::for_each_table(&mut stats).unwrap();
+    stats.1
 }
 
 // ---- measurement helpers -------------------------------------------------------------------------
