@@ -87,6 +87,8 @@ fn report(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     );
     // wallet_rows by row kind: the byte after the wallet number.
     let mut by_kind = [(0u64, 0u64, 0u64); 256];
+    // Event records by event variant: count, figure-delta bytes, event bytes.
+    let mut by_event: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
     for e in rt.open_table(storage::ROWS)?.iter()? {
         let (k, v) = e?;
         let (k, v) = (k.value(), v.value());
@@ -94,6 +96,20 @@ fn report(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         by_kind[kind].0 += 1;
         by_kind[kind].1 += k.len() as u64;
         by_kind[kind].2 += v.len() as u64;
+        if kind == usize::from(storage::row::EVENT) {
+            let (rec, payload) = storage::codec::decode_event("event", v)?;
+            let delta = storage::codec::encode(&rec.delta).len() as u64 - 1;
+            let name = format!("{:?}", rec.event);
+            let name = name
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or("?")
+                .to_string();
+            let c = by_event.entry(name).or_default();
+            c.0 += 1;
+            c.1 += delta;
+            c.2 += payload.len() as u64 - delta;
+        }
     }
     println!(
         "  wallet_rows by row kind: {:>10} {:>8} {:>8} {:>8} {:>8}   (bytes/event; per row: key, value)",
@@ -107,6 +123,21 @@ fn report(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
             per(*vb),
             *kb as f64 / *n as f64,
             *vb as f64 / *n as f64
+        );
+    }
+    println!(
+        "  event records: key 17 bytes ([w u64][kind][seq u64]); value = header 33 bytes (version 1, \
+         position 8, at 8, checksum 16) + figure delta + event, by event:"
+    );
+    println!(
+        "  {:<22} {:>12} {:>8} {:>8}   (bytes per record)",
+        "event", "records", "delta", "event"
+    );
+    for (name, (n, d, e)) in &by_event {
+        println!(
+            "  {name:<22} {n:>12} {:>8.1} {:>8.1}",
+            *d as f64 / *n as f64,
+            *e as f64 / *n as f64
         );
     }
     Ok(())
