@@ -306,8 +306,8 @@ macro_rules! tables {
     ($name:ident [$($lt:lifetime)?], $tbl:ident, $txn:ty, $due:ty) => {
         pub struct $name<$($lt)?> {
             txn: $txn,
-            /// What [`Backing::due_next`] keeps between calls (see `due_scan`); nothing (`()`)
-            /// in a write transaction.
+            /// What [`Backing::due_next`] keeps between calls (see `due_scan`): a scan to
+            /// continue in a read transaction, keys read ahead in a write transaction.
             #[allow(dead_code)]
             due: $due,
             meta: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, &'static [u8]>>,
@@ -700,7 +700,7 @@ macro_rules! tables {
 }
 
 tables!(ReadTables [], ReadOnlyTable, redb::ReadTransaction, std::cell::RefCell<Option<DueCursor>>);
-tables!(WriteTables ['t], Table, &'t redb::WriteTransaction, ());
+tables!(WriteTables ['t], Table, &'t redb::WriteTransaction, std::cell::RefCell<DueAhead>);
 
 /// The keys bounding wallet `w`'s due keys strictly after `after` (all of them when `None`):
 /// (low, whether low is included, high).
@@ -822,16 +822,84 @@ impl ReadTables {
     }
 }
 
+/// Committed due keys read ahead, per wallet, in a write transaction. Every command asks for
+/// its wallet's first due key at least once (to record what fell due), and each ask was a fresh
+/// range scan: the descent cost more than the rest of recording an expiry. A scan that cannot
+/// stay open across the transaction's later inserts (the table is borrowed mutably by them)
+/// instead reads a few keys ahead. The committed keys do not change until `write`, which
+/// forgets them all.
+#[derive(Default)]
+pub struct DueAhead(NumMap<u64, Ahead>);
+
+/// The committed due keys of one wallet strictly after `from`, ascending and without gaps:
+/// `keys` are all there are up to the last of them, and all there are at all once `done`.
+pub struct Ahead {
+    from: Option<DueKey>,
+    keys: Vec<DueKey>,
+    done: bool,
+}
+
+/// Keys read per scan: a command usually needs the first one or two, a batch a few per wallet.
+const DUE_READ_AHEAD: usize = 16;
+
 impl WriteTables<'_> {
-    /// A fresh range scan per call: the overlay's merge already skips the keys this
-    /// transaction deleted, and the committed keys below it do not change until `write`.
+    /// The overlay's merge skips the keys this transaction deleted; this serves the committed
+    /// keys below it from [`DueAhead`], scanning only to read further ahead.
     fn due_scan(
         &self,
         w: u64,
         after: Option<DueKey>,
         skip: &dyn Fn(&DueKey) -> bool,
     ) -> R<Option<DueKey>> {
-        scan_due(self.rows()?, w, after, skip)
+        // `skip` might read through this backing again; that nested look-up scans afresh.
+        let Ok(mut ahead) = self.due.try_borrow_mut() else {
+            return scan_due(self.rows()?, w, after, skip);
+        };
+        let a = ahead.0.entry(w).or_insert_with(|| Ahead {
+            from: after,
+            keys: Vec::new(),
+            done: false,
+        });
+        // `None` (the wallet's first key) sorts before every key, so it covers any `after`.
+        if a.from > after {
+            *a = Ahead {
+                from: after,
+                keys: Vec::new(),
+                done: false,
+            };
+        }
+        let mut i = after.map_or(0, |k| a.keys.partition_point(|x| *x <= k));
+        loop {
+            if let Some(k) = a.keys[i..].iter().find(|k| !skip(k)) {
+                return Ok(Some(*k));
+            }
+            i = a.keys.len();
+            if a.done {
+                return Ok(None);
+            }
+            let (lo, incl, hi) = due_bounds(w, a.keys.last().copied().or(a.from));
+            let mut read = 0;
+            for r in self
+                .rows()?
+                .range::<&[u8]>((low_bound(&lo, incl), Bound::Included(&hi[..])))?
+            {
+                match r
+                    .map_err(StorageError::from)
+                    .and_then(|(k, _)| due_from(k.value()))
+                {
+                    Ok(k) => a.keys.push(k),
+                    Err(e) => {
+                        ahead.0.remove(&w);
+                        return Err(e);
+                    }
+                }
+                read += 1;
+                if read == DUE_READ_AHEAD {
+                    break;
+                }
+            }
+            a.done = read < DUE_READ_AHEAD;
+        }
     }
 }
 
@@ -923,6 +991,8 @@ impl WriteTables<'_> {
     /// Writes a transaction's changes: records, indexes, and the event records chained to each
     /// stream's head. Called once per write transaction, after every command in it succeeded.
     pub fn write(&mut self, c: Changes) -> R<()> {
+        // The keys read ahead stop being the committed ones from here on.
+        self.due.get_mut().0.clear();
         if let Some(l) = &c.ledger {
             // Position and the ledger stream's sequence are derived (log, stream 0's head);
             // only the wallet and pocket counters are stored, and only when they move.
