@@ -839,6 +839,9 @@ pub struct Ahead {
     done: bool,
 }
 
+/// Fewest new event records of one stream in a transaction that are written as one run.
+const EVENT_RUN_MIN: usize = 4;
+
 /// Keys read per scan: a command usually needs the first one or two, a batch a few per wallet.
 const DUE_READ_AHEAD: usize = 16;
 
@@ -1086,6 +1089,7 @@ impl WriteTables<'_> {
         }
         // Events, chained per stream, and the global log.
         let mut first_seq: HashMap<u64, u64> = HashMap::new();
+        let mut records = Vec::with_capacity(c.events.len());
         for p in &c.events {
             let head = prefixes.get_mut(&p.stream).expect("collected above");
             if p.seq != head.seq + 1 {
@@ -1103,10 +1107,34 @@ impl WriteTables<'_> {
                 &p.delta,
                 &p.event,
             );
-            rows.insert(&event_k(p.stream, p.seq)[..], &bytes[..])?;
+            records.push((p.stream, p.seq, bytes));
             head.seq = p.seq;
             head.checksum = sum;
             first_seq.entry(p.stream).or_insert(p.seq);
+        }
+        // Key order: a stream's new records follow its last stored one (sequences were checked
+        // above), so each stream's are one run for a cursor (see the log below). A run costs a
+        // leaf rebuild, so short runs are inserted one by one.
+        records.sort_unstable_by_key(|r| (r.0, r.1));
+        for run in records.chunk_by(|a, b| a.0 == b.0) {
+            if run.len() < EVENT_RUN_MIN {
+                for (stream, seq, bytes) in run {
+                    rows.insert(&event_k(*stream, *seq)[..], &bytes[..])?;
+                }
+                continue;
+            }
+            let (stream, first, _) = run[0];
+            let mut tail = rows.lower_bound_mut(Bound::Included(&event_k(stream, first)[..]))?;
+            for (stream, seq, bytes) in run {
+                tail.insert_before(&event_k(*stream, *seq)[..], &bytes[..])
+                    .map_err(|e| {
+                        StorageError(format!(
+                            "stream {stream}: event {seq}: {}",
+                            redb::Error::from(e)
+                        ))
+                    })?;
+            }
+            tail.close()?;
         }
         // Headers: chain head, earliest due, state.
         // The sweep index entry (kept in the header prefix too) is a lower bound of the
@@ -1150,9 +1178,23 @@ impl WriteTables<'_> {
             prefixes[&LEDGER_STREAM].encode(&mut v);
             rows.insert(&header_k(LEDGER_STREAM)[..], &v[..])?;
         }
-        for p in &c.events {
-            self.log_mut()?
-                .insert(p.position, &k_ww(p.stream, p.seq)[..])?;
+        if !c.events.is_empty() {
+            // Positions are new and ascending past the last one stored, so they go in as one
+            // run at the table's end: redb packs a cursor's run into leaves in one splice,
+            // where an insert each cost a descent of the tree and an in-place shuffle of a leaf.
+            let mut at_end = self.log_mut()?.upper_bound_mut(Bound::<u64>::Unbounded)?;
+            for p in &c.events {
+                at_end
+                    .insert_before(p.position, &k_ww(p.stream, p.seq)[..])
+                    .map_err(|e| {
+                        StorageError(format!(
+                            "log position {}: {}",
+                            p.position,
+                            redb::Error::from(e)
+                        ))
+                    })?;
+            }
+            at_end.close()?;
         }
         for (w, old, new) in sweep_moves {
             let nd = self.next_due_mut()?;
