@@ -577,6 +577,11 @@ pub struct Tx<'b> {
     /// Look-up caches over the committed index ranges (see [`Floor`]); forgotten on rollback.
     cons_floor: Floors<ConsKey>,
     due_floor: Floors<DueKey>,
+    /// Committed wallet numbers by uuid, as looked up so far: every command looks its wallet
+    /// up twice (to record what fell due, then to decide), and a batch or group usually holds
+    /// several commands per wallet. Committed rows do not change under the overlay, so neither
+    /// a rollback nor the overlay's own wallets can make an entry wrong.
+    uuids: RefCell<HashMap<[u8; 16], Option<u64>>>,
 }
 
 impl<'b> Tx<'b> {
@@ -589,6 +594,7 @@ impl<'b> Tx<'b> {
             undo_on: true,
             cons_floor: RefCell::default(),
             due_floor: RefCell::default(),
+            uuids: RefCell::default(),
         })
     }
 
@@ -738,10 +744,15 @@ impl<'b> Tx<'b> {
         }
     }
     pub fn wallet_by_uuid(&self, id: [u8; 16]) -> R<Option<u64>> {
-        match self.c.wallet_uuids.get(&id) {
-            Some(w) => Ok(Some(*w)),
-            None => self.base.wallet_by_uuid(id),
+        if let Some(w) = self.c.wallet_uuids.get(&id) {
+            return Ok(Some(*w));
         }
+        if let Some(w) = self.uuids.borrow().get(&id) {
+            return Ok(*w);
+        }
+        let w = self.base.wallet_by_uuid(id)?;
+        self.uuids.borrow_mut().insert(id, w);
+        Ok(w)
     }
     pub fn wallet_by_external(&self, s: &str) -> R<Option<u64>> {
         match self.c.externals.get(s) {

@@ -335,8 +335,8 @@ macro_rules! tables {
     ($name:ident [$($lt:lifetime)?], $tbl:ident, $txn:ty, $due:ty) => {
         pub struct $name<$($lt)?> {
             txn: $txn,
-            /// What [`Backing::due_next`] keeps between calls (see `due_scan`); nothing (`()`)
-            /// in a write transaction.
+            /// What [`Backing::due_next`] keeps between calls (see `due_scan`): a scan to
+            /// continue in a read transaction, keys read ahead in a write transaction.
             #[allow(dead_code)]
             due: $due,
             meta: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, &'static [u8]>>,
@@ -729,7 +729,7 @@ macro_rules! tables {
 }
 
 tables!(ReadTables [], ReadOnlyTable, redb::ReadTransaction, std::cell::RefCell<Option<DueCursor>>);
-tables!(WriteTables ['t], Table, &'t redb::WriteTransaction, ());
+tables!(WriteTables ['t], Table, &'t redb::WriteTransaction, std::cell::RefCell<DueAhead>);
 
 /// The keys bounding wallet `w`'s due keys strictly after `after` (all of them when `None`):
 /// (low, whether low is included, high).
@@ -851,16 +851,87 @@ impl ReadTables {
     }
 }
 
+/// Committed due keys read ahead, per wallet, in a write transaction. Every command asks for
+/// its wallet's first due key at least once (to record what fell due), and each ask was a fresh
+/// range scan: the descent cost more than the rest of recording an expiry. A scan that cannot
+/// stay open across the transaction's later inserts (the table is borrowed mutably by them)
+/// instead reads a few keys ahead. The committed keys do not change until `write`, which
+/// forgets them all.
+#[derive(Default)]
+pub struct DueAhead(NumMap<u64, Ahead>);
+
+/// The committed due keys of one wallet strictly after `from`, ascending and without gaps:
+/// `keys` are all there are up to the last of them, and all there are at all once `done`.
+pub struct Ahead {
+    from: Option<DueKey>,
+    keys: Vec<DueKey>,
+    done: bool,
+}
+
+/// Fewest new event records of one stream in a transaction that are written as one run.
+const EVENT_RUN_MIN: usize = 4;
+
+/// Keys read per scan: a command usually needs the first one or two, a batch a few per wallet.
+const DUE_READ_AHEAD: usize = 16;
+
 impl WriteTables<'_> {
-    /// A fresh range scan per call: the overlay's merge already skips the keys this
-    /// transaction deleted, and the committed keys below it do not change until `write`.
+    /// The overlay's merge skips the keys this transaction deleted; this serves the committed
+    /// keys below it from [`DueAhead`], scanning only to read further ahead.
     fn due_scan(
         &self,
         w: u64,
         after: Option<DueKey>,
         skip: &dyn Fn(&DueKey) -> bool,
     ) -> R<Option<DueKey>> {
-        scan_due(self.rows()?, w, after, skip)
+        // `skip` might read through this backing again; that nested look-up scans afresh.
+        let Ok(mut ahead) = self.due.try_borrow_mut() else {
+            return scan_due(self.rows()?, w, after, skip);
+        };
+        let a = ahead.0.entry(w).or_insert_with(|| Ahead {
+            from: after,
+            keys: Vec::new(),
+            done: false,
+        });
+        // `None` (the wallet's first key) sorts before every key, so it covers any `after`.
+        if a.from > after {
+            *a = Ahead {
+                from: after,
+                keys: Vec::new(),
+                done: false,
+            };
+        }
+        let mut i = after.map_or(0, |k| a.keys.partition_point(|x| *x <= k));
+        loop {
+            if let Some(k) = a.keys[i..].iter().find(|k| !skip(k)) {
+                return Ok(Some(*k));
+            }
+            i = a.keys.len();
+            if a.done {
+                return Ok(None);
+            }
+            let (lo, incl, hi) = due_bounds(w, a.keys.last().copied().or(a.from));
+            let mut read = 0;
+            for r in self
+                .rows()?
+                .range::<&[u8]>((low_bound(&lo, incl), Bound::Included(&hi[..])))?
+            {
+                match r
+                    .map_err(StorageError::from)
+                    .and_then(|(k, _)| due_from(k.value()))
+                {
+                    Ok(k) => a.keys.push(k),
+                    Err(e) => {
+                        ahead.0.remove(&w);
+                        return Err(e);
+                    }
+                }
+                read += 1;
+                if read == DUE_READ_AHEAD {
+                    break;
+                }
+            }
+            a.done = read < DUE_READ_AHEAD;
+        }
     }
 }
 
@@ -952,6 +1023,8 @@ impl WriteTables<'_> {
     /// Writes a transaction's changes: records, indexes, and the event records chained to each
     /// stream's head. Called once per write transaction, after every command in it succeeded.
     pub fn write(&mut self, c: Changes) -> R<()> {
+        // The keys read ahead stop being the committed ones from here on.
+        self.due.get_mut().0.clear();
         if let Some(l) = &c.ledger {
             // Position and the ledger stream's sequence are derived (log, stream 0's head);
             // only the wallet and pocket counters are stored, and only when they move.
@@ -1045,6 +1118,7 @@ impl WriteTables<'_> {
         }
         // Events, chained per stream, and the global log.
         let mut first_seq: HashMap<u64, u64> = HashMap::new();
+        let mut records = Vec::with_capacity(c.events.len());
         for p in &c.events {
             let head = prefixes.get_mut(&p.stream).expect("collected above");
             if p.seq != head.seq + 1 {
@@ -1062,10 +1136,34 @@ impl WriteTables<'_> {
                 &p.delta,
                 &p.event,
             );
-            rows.insert(&event_k(p.stream, p.seq)[..], &bytes[..])?;
+            records.push((p.stream, p.seq, bytes));
             head.seq = p.seq;
             head.checksum = sum;
             first_seq.entry(p.stream).or_insert(p.seq);
+        }
+        // Key order: a stream's new records follow its last stored one (sequences were checked
+        // above), so each stream's are one run for a cursor (see the log below). A run costs a
+        // leaf rebuild, so short runs are inserted one by one.
+        records.sort_unstable_by_key(|r| (r.0, r.1));
+        for run in records.chunk_by(|a, b| a.0 == b.0) {
+            if run.len() < EVENT_RUN_MIN {
+                for (stream, seq, bytes) in run {
+                    rows.insert(&event_k(*stream, *seq)[..], &bytes[..])?;
+                }
+                continue;
+            }
+            let (stream, first, _) = run[0];
+            let mut tail = rows.lower_bound_mut(Bound::Included(&event_k(stream, first)[..]))?;
+            for (stream, seq, bytes) in run {
+                tail.insert_before(&event_k(*stream, *seq)[..], &bytes[..])
+                    .map_err(|e| {
+                        StorageError(format!(
+                            "stream {stream}: event {seq}: {}",
+                            redb::Error::from(e)
+                        ))
+                    })?;
+            }
+            tail.close()?;
         }
         // Headers: chain head, earliest due, state.
         // The sweep index entry (kept in the header prefix too) is a lower bound of the
@@ -1109,9 +1207,23 @@ impl WriteTables<'_> {
             prefixes[&LEDGER_STREAM].encode(&mut v);
             rows.insert(&header_k(LEDGER_STREAM)[..], &v[..])?;
         }
-        for p in &c.events {
-            self.log_mut()?
-                .insert(p.position, &k_ww(p.stream, p.seq)[..])?;
+        if !c.events.is_empty() {
+            // Positions are new and ascending past the last one stored, so they go in as one
+            // run at the table's end: redb packs a cursor's run into leaves in one splice,
+            // where an insert each cost a descent of the tree and an in-place shuffle of a leaf.
+            let mut at_end = self.log_mut()?.upper_bound_mut(Bound::<u64>::Unbounded)?;
+            for p in &c.events {
+                at_end
+                    .insert_before(p.position, &k_ww(p.stream, p.seq)[..])
+                    .map_err(|e| {
+                        StorageError(format!(
+                            "log position {}: {}",
+                            p.position,
+                            redb::Error::from(e)
+                        ))
+                    })?;
+            }
+            at_end.close()?;
         }
         for (w, old, new) in sweep_moves {
             let nd = self.next_due_mut()?;
