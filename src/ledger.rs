@@ -10,7 +10,7 @@
 
 use crate::command::{Receipt, Request};
 use crate::domain::apply::{advance, apply};
-use crate::domain::state::{Backing, Empty, LifecycleRec, Tx, WalletState};
+use crate::domain::state::{Backing, Empty, LifecycleRec, Scratch, Tx, WalletState};
 use crate::domain::{self, IdSource};
 use crate::error::{CommandError, ErrorCode, OpenError, ReadError, StorageError};
 use crate::json::AmountNotes;
@@ -877,6 +877,19 @@ fn idempotent_answer(
     Ok(Some(replay_answer(key, &stored, fp, receipt)))
 }
 
+thread_local! {
+    /// The emptied containers of this thread's last read overlay (see [`Scratch`]): no state.
+    static SCRATCH: std::cell::Cell<Option<Scratch>> = const { std::cell::Cell::new(None) };
+}
+
+fn take_scratch() -> Scratch {
+    SCRATCH.with(|s| s.take()).unwrap_or_default()
+}
+
+fn keep_scratch(s: Option<Scratch>) {
+    SCRATCH.with(|cell| cell.set(s));
+}
+
 /// A consistent read-only view (one redb read transaction). Views and the CLI read through it.
 pub struct Reader {
     /// Boxed: the tables are large, and a kept reader moves in and out of the idle slot.
@@ -1016,11 +1029,13 @@ impl Reader {
             if ws.next_due.is_none_or(|d| d > at) {
                 return Ok(WalletSnapshot::build(ws, lifecycle, at));
             }
-            let mut tx = Tx::without_undo(&*self.t)?;
+            let mut tx = Tx::reading(&*self.t, take_scratch());
             tx.seed_wallet(ws);
             advance(&mut tx, w, at, false)?;
             // The overlay is discarded: move the header out rather than clone it.
             let ws = tx.take_wallet(w)?;
+            // Not on an error path above: that overlay's containers are simply dropped.
+            keep_scratch(tx.into_scratch());
             return Ok(WalletSnapshot::build(ws, lifecycle, at));
         }
         self.as_of(w, ws, with_lifecycle, at)

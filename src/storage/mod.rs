@@ -261,6 +261,21 @@ fn due_k(k: &DueKey) -> [u8; 22] {
     )
 }
 
+/// Whether `k` is a `wallet_rows` key of wallet `w` and row kind `kind`.
+fn is_row_of(k: &[u8], w: u64, kind: u8) -> bool {
+    k.len() > 9 && k[..8] == w.to_be_bytes() && k[8] == kind
+}
+
+/// The lot number of a `[w][1][lot u32]` key.
+fn lot_no_of(b: &[u8]) -> Result<u32, StorageError> {
+    match b {
+        [_, _, _, _, _, _, _, _, row::LOT, n @ ..] if n.len() == 4 => {
+            Ok(u32::from_be_bytes(n.try_into().expect("sized")))
+        }
+        _ => Err(StorageError(format!("lot key of {} bytes", b.len()))),
+    }
+}
+
 fn due_from(b: &[u8]) -> Result<DueKey, StorageError> {
     if b.len() != 22 || b[8] != row::DUE {
         return Err(StorageError(format!("due key of {} bytes", b.len())));
@@ -335,10 +350,11 @@ macro_rules! tables {
     ($name:ident [$($lt:lifetime)?], $tbl:ident, $txn:ty, $due:ty) => {
         pub struct $name<$($lt)?> {
             txn: $txn,
-            /// What [`Backing::due_next`] keeps between calls (see `due_scan`): a scan to
-            /// continue in a read transaction, keys read ahead in a write transaction.
+            /// What look-ups keep between calls: in a read transaction, the scans one read call
+            /// continues (see `due_scan`, `lot_read`); in a write transaction, the due keys read
+            /// ahead (see [`DueAhead`]).
             #[allow(dead_code)]
-            due: $due,
+            cursors: $due,
             meta: std::cell::OnceCell<redb::$tbl<$($lt,)? &'static str, &'static [u8]>>,
             programs: std::cell::OnceCell<redb::$tbl<$($lt,)? u64, &'static [u8]>>,
             holders: std::cell::OnceCell<redb::$tbl<$($lt,)? u128, &'static [u8]>>,
@@ -376,7 +392,7 @@ macro_rules! tables {
             pub fn open(txn: $txn) -> Result<Self, StorageError> {
                 Ok($name {
                     txn,
-                    due: Default::default(),
+                    cursors: Default::default(),
                     meta: std::cell::OnceCell::new(),
                     programs: std::cell::OnceCell::new(),
                     holders: std::cell::OnceCell::new(),
@@ -599,6 +615,11 @@ macro_rules! tables {
                 }
             }
 
+            /// Lot `no` of wallet `w` by one descent of the tree.
+            fn lot_get(&self, w: u64, no: u32) -> R<Option<Lot>> {
+                self.rows()?.get(&lot_key(w, no)[..])?.map(|v| decode_lot(v.value())).transpose()
+            }
+
             fn row<T: bincode::Decode<()>>(&self, key: &[u8], what: &str) -> R<Option<T>> {
                 match self.rows()?.get(key)? {
                     Some(v) => Ok(Some(decode(what, v.value())?)),
@@ -654,7 +675,7 @@ macro_rules! tables {
                 }
             }
             fn lot(&self, w: u64, no: u32) -> R<Option<Lot>> {
-                self.rows()?.get(&lot_key(w, no)[..])?.map(|v| decode_lot(v.value())).transpose()
+                self.lot_read(w, no)
             }
             fn name(&self, w: u64, kind: NameKind, id: &str) -> R<Option<u32>> {
                 match self.rows()?.get(&name_key(w, kind, id)[..])? {
@@ -728,7 +749,7 @@ macro_rules! tables {
     };
 }
 
-tables!(ReadTables [], ReadOnlyTable, redb::ReadTransaction, std::cell::RefCell<Option<DueCursor>>);
+tables!(ReadTables [], ReadOnlyTable, redb::ReadTransaction, ReadCursors);
 tables!(WriteTables ['t], Table, &'t redb::WriteTransaction, std::cell::RefCell<DueAhead>);
 
 /// The keys bounding wallet `w`'s due keys strictly after `after` (all of them when `None`):
@@ -779,10 +800,106 @@ pub struct DueCursor {
     rest: Option<RowRange>,
 }
 
+/// Lots read one after another whose numbers are close (expiries of lots credited in turn, the
+/// common case when a program gives every credit the same lifetime) are read by one range scan
+/// over the wallet's lot rows instead of one descent of the tree each: a step within a leaf is
+/// a fraction of a descent. A lot more than this many numbers past the last one read is read
+/// with a fresh descent, so a step never walks more than this many rows.
+const LOT_STEPS: u32 = 8;
+
+/// A range scan over wallet `wallet`'s lot rows, just past lot `last`.
+pub struct LotCursor {
+    wallet: u64,
+    last: u32,
+    rest: RowRange,
+}
+
+/// What a read transaction keeps from one look-up to the next within one read call (dropped by
+/// [`ReadTables::forget_cursors`]). Separate cells: a due scan's `skip` may read a lot.
+#[derive(Default)]
+pub struct ReadCursors {
+    due: std::cell::RefCell<Option<DueCursor>>,
+    lot: std::cell::RefCell<Option<LotCursor>>,
+    /// An emptied `DueCursor::seen`, kept for the next scan.
+    seen_spare: std::cell::RefCell<Vec<DueKey>>,
+}
+
 impl ReadTables {
-    /// Drops the due cursor (and the pages its scan holds) before the tables are kept idle.
+    /// Drops the cursors (and the pages their scans hold) before the tables are kept idle.
     pub fn forget_cursors(&mut self) {
-        *self.due.get_mut() = None;
+        if let Some(c) = self.cursors.due.get_mut().take() {
+            // Its allocation serves the next read's scan, unless a long one grew it.
+            let mut seen = c.seen;
+            seen.clear();
+            if seen.capacity() <= 64 {
+                *self.cursors.seen_spare.get_mut() = seen;
+            }
+        }
+        *self.cursors.lot.get_mut() = None;
+    }
+
+    /// Lot `no` of wallet `w`: by stepping the lot cursor when `no` lies a few numbers past the
+    /// lot it last returned, else by starting a new scan at `no`. Committed rows cannot change
+    /// under a read transaction, so a scan begun for an earlier lot is still exact.
+    fn lot_read(&self, w: u64, no: u32) -> R<Option<Lot>> {
+        let Ok(mut cell) = self.cursors.lot.try_borrow_mut() else {
+            return self.lot_get(w, no);
+        };
+        let ahead = cell
+            .as_ref()
+            .is_some_and(|c| c.wallet == w && c.last < no && no - c.last <= LOT_STEPS);
+        if !ahead {
+            // Behind the cursor (or the same lot again): a plain get, keeping the cursor for
+            // the lots after it.
+            if cell.as_ref().is_some_and(|c| c.wallet == w && c.last >= no) {
+                return self.lot_get(w, no);
+            }
+            let lo = lot_key(w, no);
+            *cell = Some(LotCursor {
+                wallet: w,
+                // Only `no` itself is wanted from the new scan.
+                last: no.wrapping_sub(1),
+                // Open-ended (see `due_scan`): stopped at the first key that is not a lot of `w`.
+                rest: self.rows()?.range::<&[u8]>(&lo[..]..)?,
+            });
+        }
+        let c = cell.as_mut().expect("set above");
+        loop {
+            let step = match c.rest.next() {
+                None => None,
+                Some(r) => match r.map_err(StorageError::from).and_then(|(k, v)| {
+                    let k = k.value();
+                    if !is_row_of(k, w, row::LOT) {
+                        return Ok(None);
+                    }
+                    let n = lot_no_of(k)?;
+                    Ok(Some((
+                        n,
+                        (n == no).then(|| decode_lot(v.value())).transpose()?,
+                    )))
+                }) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // A scan that failed part-way is not resumed.
+                        *cell = None;
+                        return Err(e);
+                    }
+                },
+            };
+            match step {
+                // Lots are never deleted, so this skips at most LOT_STEPS - 1 rows.
+                Some((n, _)) if n < no => c.last = n,
+                Some((n, lot)) if n == no => {
+                    c.last = n;
+                    return Ok(lot);
+                }
+                // Past `no` (the scan consumed a row it cannot give back) or at its end.
+                _ => {
+                    *cell = None;
+                    return Ok(None);
+                }
+            }
+        }
     }
 
     fn due_scan(
@@ -793,22 +910,28 @@ impl ReadTables {
     ) -> R<Option<DueKey>> {
         // `skip` might read through this backing again; rather than fail, that nested look-up
         // scans without the cursor.
-        let Ok(mut cell) = self.due.try_borrow_mut() else {
+        let Ok(mut cell) = self.cursors.due.try_borrow_mut() else {
             return self.due_scan_fresh(w, after, skip);
         };
         let reusable = cell
             .as_ref()
             .is_some_and(|c| c.wallet == w && c.from <= after);
         if !reusable {
-            *cell = None;
-            let (lo, incl, hi) = due_bounds(w, after);
+            let mut seen = cell
+                .take()
+                .map(|c| c.seen)
+                .unwrap_or_else(|| std::mem::take(&mut *self.cursors.seen_spare.borrow_mut()));
+            seen.clear();
+            let (lo, incl, _) = due_bounds(w, after);
+            // Open-ended, and stopped at the first key past the wallet's due rows: an upper
+            // bound costs redb an allocation per scan.
             let rest = self
                 .rows()?
-                .range::<&[u8]>((low_bound(&lo, incl), Bound::Included(&hi[..])))?;
+                .range::<&[u8]>((low_bound(&lo, incl), Bound::Unbounded))?;
             *cell = Some(DueCursor {
                 wallet: w,
                 from: after,
-                seen: Vec::new(),
+                seen,
                 rest: Some(rest),
             });
         }
@@ -820,11 +943,12 @@ impl ReadTables {
             return Ok(Some(*k));
         }
         while let Some(r) = c.rest.as_mut().and_then(|it| it.next()) {
-            let k = match r
-                .map_err(StorageError::from)
-                .and_then(|(k, _)| due_from(k.value()))
-            {
-                Ok(k) => k,
+            let k = match r.map_err(StorageError::from).and_then(|(k, _)| {
+                let k = k.value();
+                is_row_of(k, w, row::DUE).then(|| due_from(k)).transpose()
+            }) {
+                Ok(Some(k)) => k,
+                Ok(None) => break,
                 Err(e) => {
                     // A scan that failed part-way is not resumed.
                     *cell = None;
@@ -832,7 +956,9 @@ impl ReadTables {
                 }
             };
             c.seen.push(k);
-            if !skip(&k) {
+            // A key at or before `after` is only there because this scan began earlier and
+            // has not reached `after` yet (an ask further ahead than the last answer).
+            if Some(k) > after && !skip(&k) {
                 return Ok(Some(k));
             }
         }
@@ -875,6 +1001,11 @@ const EVENT_RUN_MIN: usize = 4;
 const DUE_READ_AHEAD: usize = 16;
 
 impl WriteTables<'_> {
+    /// A get per lot: a write transaction reads each lot it changes once, into its overlay.
+    fn lot_read(&self, w: u64, no: u32) -> R<Option<Lot>> {
+        self.lot_get(w, no)
+    }
+
     /// The overlay's merge skips the keys this transaction deleted; this serves the committed
     /// keys below it from [`DueAhead`], scanning only to read further ahead.
     fn due_scan(
@@ -884,7 +1015,7 @@ impl WriteTables<'_> {
         skip: &dyn Fn(&DueKey) -> bool,
     ) -> R<Option<DueKey>> {
         // `skip` might read through this backing again; that nested look-up scans afresh.
-        let Ok(mut ahead) = self.due.try_borrow_mut() else {
+        let Ok(mut ahead) = self.cursors.try_borrow_mut() else {
             return scan_due(self.rows()?, w, after, skip);
         };
         let a = ahead.0.entry(w).or_insert_with(|| Ahead {
@@ -1024,7 +1155,7 @@ impl WriteTables<'_> {
     /// stream's head. Called once per write transaction, after every command in it succeeded.
     pub fn write(&mut self, c: Changes) -> R<()> {
         // The keys read ahead stop being the committed ones from here on.
-        self.due.get_mut().0.clear();
+        self.cursors.get_mut().0.clear();
         if let Some(l) = &c.ledger {
             // Position and the ledger stream's sequence are derived (log, stream 0's head);
             // only the wallet and pocket counters are stored, and only when they move.
@@ -1235,5 +1366,152 @@ impl WriteTables<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The read cursors (`lot_read`, `due_scan`) must answer exactly what a fresh look-up
+    //! answers, whatever order the look-ups come in.
+    use super::*;
+    use crate::ledger::{FixedClock, Ledger};
+    use redb::ReadableDatabase;
+
+    const H: &str = "37b08803-c1af-4e10-849f-530264bac7f8";
+
+    fn wallet(i: u32) -> String {
+        format!("550e8400-e29b-41d4-a716-4466554400{i:02}")
+    }
+
+    /// Three wallets with 30, 12 and 0 lots; most expire, a few (every fifth) never do.
+    fn fixture(path: &std::path::Path) {
+        let clock = Box::new(FixedClock("2026-06-01T00:00:00Z".parse().unwrap()));
+        let l = Ledger::open_with_clock(path, clock).unwrap();
+        let mut lines = vec![
+            r#"{"op":"define_program","at":"2026-01-01T00:00:00Z","program":1,"name":"P","unit":"PTS","pockets":[{"pocket":"main","name":"Main","kind":"POINTS","asset":"PTS","scale":0}]}"#.to_string(),
+            format!(r#"{{"op":"register_holder","at":"2026-01-01T00:00:00Z","holder":"{H}"}}"#),
+        ];
+        for (i, lots) in [(1, 30), (2, 12), (3, 0)] {
+            let w = wallet(i);
+            lines.push(format!(
+                r#"{{"op":"open_wallet","at":"2026-01-01T00:00:00Z","wallet":"{w}","holder":"{H}","program":1}}"#
+            ));
+            for n in 1..=lots {
+                let expiry = if n % 5 == 0 {
+                    String::new()
+                } else {
+                    format!(r#","expires_at":"2026-03-{:02}T00:00:00Z""#, 1 + n % 20)
+                };
+                lines.push(format!(
+                    r#"{{"op":"credit","at":"2026-01-02T00:{n:02}:00Z","wallet":"{w}","amount":"{n}"{expiry}}}"#
+                ));
+            }
+        }
+        for line in lines {
+            l.execute_line(&line).unwrap();
+        }
+    }
+
+    fn open(path: &std::path::Path) -> (redb::Database, Vec<u64>) {
+        let db = redb::Database::open(path).unwrap();
+        let t = ReadTables::open(db.begin_read().unwrap()).unwrap();
+        let ws = (1..=3)
+            .map(|i| {
+                let id: uuid::Uuid = wallet(i).parse().unwrap();
+                t.wallet_by_uuid(*id.as_bytes()).unwrap().unwrap()
+            })
+            .collect();
+        (db, ws)
+    }
+
+    /// A small deterministic generator (no dependency needed for this).
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn the_lot_cursor_answers_what_a_get_answers_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.redb");
+        fixture(&path);
+        let (db, ws) = open(&path);
+        let mut t = ReadTables::open(db.begin_read().unwrap()).unwrap();
+        let check = |t: &ReadTables, w: u64, no: u32| {
+            assert_eq!(
+                t.lot(w, no).unwrap(),
+                t.lot_get(w, no).unwrap(),
+                "lot {w}/{no}"
+            );
+        };
+        let (a, b, c) = (ws[0], ws[1], ws[2]);
+        // Steps within the window, beyond it, backwards, the same lot twice, past the last lot
+        // (the next row is of another kind), a wallet without lots, and switching wallets.
+        let scripted: &[&[(u64, u32)]] = &[
+            &[(a, 1), (a, 2), (a, 3), (a, 5), (a, 13), (a, 14)],
+            &[(a, 7), (a, 4), (a, 8), (a, 8), (a, 16)],
+            &[(a, 29), (a, 30), (a, 31), (a, 32), (a, 30)],
+            &[(a, 2), (b, 3), (a, 4), (b, 4), (c, 1), (b, 12), (b, 13)],
+            &[(a, 0), (a, 1), (a, u32::MAX), (b, u32::MAX - 1), (b, 1)],
+        ];
+        for seq in scripted {
+            for &(w, no) in *seq {
+                check(&t, w, no);
+            }
+            t.forget_cursors();
+        }
+        let mut rng = Rng(7);
+        for _ in 0..2_000 {
+            let w = ws[rng.below(3) as usize];
+            check(&t, w, rng.below(36) as u32);
+            if rng.below(50) == 0 {
+                t.forget_cursors();
+            }
+        }
+    }
+
+    #[test]
+    fn the_due_cursor_answers_what_a_fresh_scan_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.redb");
+        fixture(&path);
+        let (db, ws) = open(&path);
+        let mut t = ReadTables::open(db.begin_read().unwrap()).unwrap();
+        let mut rng = Rng(11);
+        for _ in 0..2_000 {
+            let w = ws[rng.below(3) as usize];
+            // Keys of this wallet, to ask for the one after, plus the start of the index.
+            let mut keys = vec![None];
+            for k in scan_all_due(&t, w) {
+                keys.push(Some(k));
+            }
+            let after = keys[rng.below(keys.len() as u64) as usize];
+            let skip_odd = rng.below(2) == 0;
+            let skip = move |k: &DueKey| skip_odd && k.no % 2 == 1;
+            assert_eq!(
+                t.due_next(w, after, &skip).unwrap(),
+                scan_due(t.rows().unwrap(), w, after, &skip).unwrap(),
+                "wallet {w} after {after:?}"
+            );
+            if rng.below(20) == 0 {
+                t.forget_cursors();
+            }
+        }
+    }
+
+    fn scan_all_due(t: &ReadTables, w: u64) -> Vec<DueKey> {
+        let mut out = Vec::new();
+        let mut after = None;
+        while let Some(k) = scan_due(t.rows().unwrap(), w, after, &|_| false).unwrap() {
+            out.push(k);
+            after = Some(k);
+        }
+        out
     }
 }
