@@ -534,7 +534,8 @@ fn replay_as_of(size: &Size, e: Engines) -> Row {
         use redb::ReadableDatabase;
         let db = redb::Database::open(f.ours()).unwrap();
         let stream = 1u64; // the big wallet is the first wallet opened
-        let lo = wallet_ledger::storage::event_key(stream, 0);
+        // Events are stored newest first: the first ones are the range's end, read reversed.
+        let (lo, hi) = wallet_ledger::storage::event_bounds(stream, 0, u64::MAX);
         let mut times = Vec::new();
         for _ in 0..r + 1 {
             let t = Instant::now();
@@ -542,8 +543,9 @@ fn replay_as_of(size: &Size, e: Engines) -> Row {
             let tbl = txn.open_table(wallet_ledger::storage::ROWS).unwrap();
             let mut bytes = 0usize;
             for x in tbl
-                .range::<&[u8]>(&lo[..]..)
+                .range::<&[u8]>(&lo[..]..=&hi[..])
                 .unwrap()
+                .rev()
                 .take(f.events_to_mid as usize)
             {
                 let (_, v) = x.unwrap();

@@ -12,20 +12,6 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 use std::path::Path;
 use wallet_ledger::storage::{self, TableVisitor};
 
-const KINDS: [&str; 11] = [
-    "header",
-    "lot",
-    "name",
-    "hold",
-    "redemption",
-    "slice",
-    "lifecycle",
-    "consumable idx",
-    "due idx",
-    "checkpoint",
-    "event",
-];
-
 struct Stats<'a>(
     &'a redb::ReadTransaction,
     Vec<(String, u64, redb::TableStats)>,
@@ -118,7 +104,7 @@ fn report(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     for (kind, (n, kb, vb)) in by_kind.iter().enumerate().filter(|(_, c)| c.0 > 0) {
         println!(
             "  {:<22} {n:>12} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-            KINDS.get(kind).copied().unwrap_or("?"),
+            storage::row::name(kind as u8).unwrap_or("?"),
             per(*kb),
             per(*vb),
             *kb as f64 / *n as f64,
@@ -126,7 +112,7 @@ fn report(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "  event records: key 17 bytes ([w u64][kind][seq u64]); value = header 33 bytes (version 1, \
+        "  event records: key 17 bytes ([w u64][kind][!seq u64]); value = header 33 bytes (version 1, \
          position 8, at 8, checksum 16) + figure delta + event, by event:"
     );
     println!(

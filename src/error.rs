@@ -206,9 +206,10 @@ pub enum OpenError {
     /// The file could not be opened or created (I/O, locked by another process, not a redb file).
     #[error("cannot open ledger file: {0}")]
     Storage(#[from] StorageError),
-    /// The file was written by a newer, incompatible version of wallet-ledger.
+    /// The file was written by a newer, incompatible version of wallet-ledger: its file format
+    /// (`meta["schema"]`, the key layout) is not one this build reads or migrates.
     #[error(
-        "ledger file has schema version {found}, this build reads version {supported}: upgrade wallet-ledger"
+        "ledger file has format version {found}, this build reads version {supported}: upgrade wallet-ledger"
     )]
     UnsupportedSchema { found: u32, supported: u32 },
 }

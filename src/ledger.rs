@@ -18,7 +18,7 @@ use crate::model::{
     Card, Figures, Holder, Instant, ParsedAmount, PaymentMethod, Program, Status, uuid_of,
 };
 use crate::storage::codec::{self, EventRecord};
-use crate::storage::{ReadTables, WriteTables};
+use crate::storage::{self, ReadTables, WriteTables};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use std::collections::{HashMap, VecDeque};
@@ -245,6 +245,13 @@ impl Fingerprint {
     }
 }
 
+/// The value of `meta["schema"]`: the file format, u32 BE.
+fn format_marker(v: &[u8]) -> Result<u32, StorageError> {
+    v.try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| StorageError("schema marker is corrupt".into()))
+}
+
 impl Ledger {
     /// Opens (or creates) the ledger file at `path` with the system clock.
     pub fn open(path: impl AsRef<Path>) -> Result<Ledger, OpenError> {
@@ -313,7 +320,11 @@ impl Ledger {
     }
 
     fn init(db: Database, clock: Box<dyn Clock>) -> Result<Ledger, OpenError> {
-        // Create every table and stamp the schema version, or check it.
+        // Create every table and stamp the file format, or check it; a format 1 file is
+        // migrated first, in a transaction of its own.
+        if Ledger::format_of(&db)? == Some(1) {
+            Ledger::migrate_v1(&db)?;
+        }
         let txn = db.begin_write().map_err(StorageError::from)?;
         {
             let mut t = WriteTables::open(&txn)?;
@@ -327,22 +338,15 @@ impl Ledger {
             match found {
                 None => {
                     t.meta_mut()?
-                        .insert(
-                            "schema",
-                            &u32::from(codec::SCHEMA_VERSION).to_be_bytes()[..],
-                        )
+                        .insert("schema", &storage::FORMAT_VERSION.to_be_bytes()[..])
                         .map_err(StorageError::from)?;
                 }
                 Some(v) => {
-                    let found = v
-                        .as_slice()
-                        .try_into()
-                        .map(u32::from_be_bytes)
-                        .map_err(|_| StorageError("schema marker is corrupt".into()))?;
-                    if found != u32::from(codec::SCHEMA_VERSION) {
+                    let found = format_marker(&v)?;
+                    if found != storage::FORMAT_VERSION {
                         return Err(OpenError::UnsupportedSchema {
                             found,
-                            supported: u32::from(codec::SCHEMA_VERSION),
+                            supported: storage::FORMAT_VERSION,
                         });
                     }
                 }
@@ -363,6 +367,38 @@ impl Ledger {
                 arrived: std::sync::Condvar::new(),
             }),
         })
+    }
+
+    /// The file format a file is stamped with; `None` for a new (empty) file.
+    fn format_of(db: &Database) -> Result<Option<u32>, OpenError> {
+        let txn = db.begin_read().map_err(StorageError::from)?;
+        let meta = match txn.open_table(storage::META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(StorageError::from(e).into()),
+        };
+        match meta.get("schema").map_err(StorageError::from)? {
+            Some(v) => Ok(Some(format_marker(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Rewrites a format 1 file's keys into format 2 and stamps it, in one durable write
+    /// transaction (`storage::migrate`): a failure leaves the format 1 file as it was, and the
+    /// next open migrates it again.
+    fn migrate_v1(db: &Database) -> Result<(), OpenError> {
+        // The snapshot the rewrite reads, begun before the write transaction (no commit in
+        // between: this handle is not shared yet).
+        let old = db.begin_read().map_err(StorageError::from)?;
+        let txn = db.begin_write().map_err(StorageError::from)?;
+        storage::migrate::v1_to_v2(&old, &txn)?;
+        drop(old);
+        txn.open_table(storage::META)
+            .map_err(StorageError::from)?
+            .insert("schema", &storage::FORMAT_VERSION.to_be_bytes()[..])
+            .map_err(StorageError::from)?;
+        txn.commit().map_err(StorageError::from)?;
+        Ok(())
     }
 
     /// The clock's current instant.
@@ -956,15 +992,11 @@ impl Reader {
         from: u64,
         mut f: impl FnMut(u64, &[u8]) -> Result<bool, StorageError>,
     ) -> Result<(), StorageError> {
-        let lo = crate::storage::event_key(stream, from);
-        let hi = crate::storage::event_key(stream, u64::MAX);
-        for r in self.t.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])? {
+        // Stored newest first: ascending sequence numbers are the range reversed.
+        let (lo, hi) = crate::storage::event_bounds(stream, from, u64::MAX);
+        for r in self.t.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])?.rev() {
             let (k, v) = r?;
-            let seq = k
-                .value()
-                .get(9..17)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
+            let (_, seq) = crate::storage::event_of(k.value())
                 .ok_or_else(|| StorageError("event key of the wrong size".into()))?;
             if !f(seq, v.value())? {
                 break;

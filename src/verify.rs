@@ -91,20 +91,58 @@ fn redundant_name_row(k: &[u8], v: &[u8], c: &Changes) -> bool {
 }
 
 fn kind_name(kind: u8) -> &'static str {
-    match kind {
-        row::LOT => "lot",
-        row::NAME => "name",
-        row::HOLD => "hold",
-        row::REDEMPTION => "redemption",
-        row::SLICE => "slice",
-        row::LIFECYCLE => "lifecycle",
-        row::CONS => "consumable index",
-        row::DUE => "due index",
-        _ => "row",
-    }
+    row::name(kind).unwrap_or("row")
 }
 
 type Stored = (u64, u64, i64, Event, Option<Delta>);
+
+/// Event records checked in sequence order, stream after stream: the chain, and what replay needs.
+#[derive(Default)]
+struct EventPass {
+    by_pos: BTreeMap<u64, Stored>,
+    /// Stream, last seq, last checksum.
+    current: Option<(u64, u64, [u8; 16])>,
+    heads_seen: BTreeMap<u64, (u64, [u8; 16])>,
+}
+
+impl EventPass {
+    fn check(&mut self, p: &mut Problems, stream: u64, seq: u64, v: &[u8]) {
+        let what = format!("stream {stream} event {seq}");
+        let (prev_seq, prev_sum) = match self.current {
+            Some((s, q, c)) if s == stream => (q, c),
+            _ => (0, [0u8; 16]),
+        };
+        if seq != prev_seq + 1 {
+            p.push(format!(
+                "{what}: sequence gap (previous record of the stream is {prev_seq}): a record was removed or moved"
+            ));
+        }
+        match codec::decode_event(&what, v) {
+            Err(e) => {
+                p.push(e.0);
+                self.current = Some((stream, seq, [0xff; 16]));
+            }
+            Ok((rec, payload)) => {
+                let expect = chain(&prev_sum, stream, seq, rec.position, rec.at, payload);
+                if expect != rec.checksum {
+                    p.push(format!(
+                        "{what} (position {}): checksum mismatch: the record or one before it was altered, removed or reordered",
+                        rec.position
+                    ));
+                }
+                self.current = Some((stream, seq, rec.checksum));
+                self.heads_seen.insert(stream, (seq, rec.checksum));
+                if self
+                    .by_pos
+                    .insert(rec.position, (stream, seq, rec.at, rec.event, rec.delta))
+                    .is_some()
+                {
+                    p.push(format!("{what}: position {} is used twice", rec.position));
+                }
+            }
+        }
+    }
+}
 
 pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
     let mut p = Problems(Vec::new());
@@ -112,9 +150,8 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
 
     // 1. One pass over the wallet rows: events (chain checked on the way), headers, checkpoints,
     //    and the other rows, kept to compare with the replay.
-    let mut by_pos: BTreeMap<u64, Stored> = BTreeMap::new();
-    let mut current: Option<(u64, u64, [u8; 16])> = None; // stream, last seq, last checksum
-    let mut heads_seen: BTreeMap<u64, (u64, [u8; 16])> = BTreeMap::new();
+    let mut events = EventPass::default();
+    let mut scanned: Option<u64> = None;
     let mut headers: BTreeMap<u64, (HeaderPrefix, Vec<u8>)> = BTreeMap::new();
     let mut checkpoints: BTreeMap<(u64, u64), Checkpoint> = BTreeMap::new();
     let mut other: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
@@ -128,47 +165,21 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
         let stream = u64::from_be_bytes(k[..8].try_into().expect("sized"));
         match k[8] {
             row::EVENT => {
-                let Some(seq) = k
-                    .get(9..)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_be_bytes)
-                else {
+                // Events are stored newest first: the first of a stream's rows met here starts
+                // one reversed scan of them all, in sequence order; the rest are skipped.
+                if st::event_of(k).is_none() {
                     p.push(format!(
                         "stream {stream}: an event key of {} bytes",
                         k.len()
                     ));
-                    continue;
-                };
-                let what = format!("stream {stream} event {seq}");
-                let (prev_seq, prev_sum) = match current {
-                    Some((s, q, c)) if s == stream => (q, c),
-                    _ => (0, [0u8; 16]),
-                };
-                if seq != prev_seq + 1 {
-                    p.push(format!(
-                        "{what}: sequence gap (previous record of the stream is {prev_seq}): a record was removed or moved"
-                    ));
-                }
-                match codec::decode_event(&what, v) {
-                    Err(e) => {
-                        p.push(e.0);
-                        current = Some((stream, seq, [0xff; 16]));
-                    }
-                    Ok((rec, payload)) => {
-                        let expect = chain(&prev_sum, stream, seq, rec.position, rec.at, payload);
-                        if expect != rec.checksum {
-                            p.push(format!(
-                                "{what} (position {}): checksum mismatch: the record or one before it was altered, removed or reordered",
-                                rec.position
-                            ));
-                        }
-                        current = Some((stream, seq, rec.checksum));
-                        heads_seen.insert(stream, (seq, rec.checksum));
-                        if by_pos
-                            .insert(rec.position, (stream, seq, rec.at, rec.event, rec.delta))
-                            .is_some()
-                        {
-                            p.push(format!("{what}: position {} is used twice", rec.position));
+                } else if scanned != Some(stream) {
+                    scanned = Some(stream);
+                    let (lo, hi) = st::event_bounds(stream, 0, u64::MAX);
+                    for r in t.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])?.rev() {
+                        let (k, v) = r?;
+                        // A key of another size is reported by the pass over every row.
+                        if let Some((_, seq)) = st::event_of(k.value()) {
+                            events.check(&mut p, stream, seq, v.value());
                         }
                     }
                 }
@@ -200,6 +211,9 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
             kind => p.push(format!("wallet {stream}: a row of unknown kind {kind}")),
         }
     }
+    let EventPass {
+        by_pos, heads_seen, ..
+    } = events;
     for (s, (prefix, _)) in &headers {
         match heads_seen.get(s) {
             Some(h) if *h == (prefix.seq, prefix.checksum) => {}

@@ -731,3 +731,82 @@ fn power_loss_during_compaction_leaves_the_ledger_as_it_was() {
         trace.len()
     );
 }
+
+/// `meta["schema"]` (the file format) of a ledger image.
+fn format_in(img: &[u8]) -> u32 {
+    use redb::ReadableDatabase;
+    let db = redb::Database::builder()
+        .create_with_backend(FaultBackend::with_bytes(img.to_vec()))
+        .unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn
+        .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+        .unwrap();
+    let v = t.get("schema").unwrap().expect("a schema marker");
+    u32::from_be_bytes(v.value().try_into().unwrap())
+}
+
+/// Opening a format 1 file migrates it in one write transaction. With each `write`, `set_len`
+/// and `sync_data` call of that open failing in turn, the open fails with a storage error and
+/// the bytes left (as written, or as synced) are either the format 1 file, which the next open
+/// migrates, or the whole migrated file: never a mixture, and always the same ledger.
+#[test]
+fn an_interrupted_migration_leaves_a_v1_file_that_migrates_on_the_next_open() {
+    let v1 = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ledger_v1.ledger"
+    ))
+    .unwrap();
+    assert_eq!(format_in(&v1), 1);
+    let probe = FaultBackend::with_bytes(v1.clone());
+    let want = {
+        let l = open_over(probe.clone()).unwrap();
+        assert_verified(&l, "the migrated fixture");
+        log_digest(&l, MAX_W)
+    };
+    let totals = probe.0.lock().unwrap().calls;
+    let (mut left_v1, mut left_v2) = (0, 0);
+    for (kind, total) in [
+        (Kind::Write, totals[0]),
+        (Kind::SetLen, totals[1]),
+        (Kind::Sync, totals[2]),
+    ] {
+        for n in 1..=total {
+            let what = format!("migration with {kind:?} call #{n} of {total} failing");
+            let b = FaultBackend::with_bytes(v1.clone());
+            b.0.lock().unwrap().fail = Some((kind, n));
+            match open_over(b.clone()) {
+                Ok(_) => {
+                    assert!(
+                        !b.0.lock().unwrap().failed,
+                        "{what}: opened despite the fault"
+                    );
+                    continue;
+                }
+                Err(OpenError::Storage(_)) => {}
+                Err(e) => panic!("{what}: a non-storage error: {e}"),
+            }
+            let d = b.0.lock().unwrap();
+            let (live, durable) = (d.live.clone(), d.durable.clone());
+            drop(d);
+            for (img, name) in [(live, "live bytes"), (durable, "synced bytes")] {
+                let what = format!("{what}, reopened from the {name}");
+                match format_in(&img) {
+                    1 => left_v1 += 1,
+                    2 => left_v2 += 1,
+                    f => panic!("{what}: format {f}"),
+                }
+                let again = FaultBackend::with_bytes(img);
+                let l = open_over(again.clone())
+                    .unwrap_or_else(|e| panic!("{what}: does not open: {e}"));
+                assert_verified(&l, &what);
+                assert_eq!(log_digest(&l, MAX_W), want, "{what}: the log");
+                drop(l);
+                let img = again.0.lock().unwrap().live.clone();
+                assert_eq!(format_in(&img), 2, "{what}: migrated on the next open");
+            }
+        }
+    }
+    assert!(left_v1 > 0, "no fault left a format 1 file");
+    eprintln!("interrupted migrations: {left_v1} images left format 1, {left_v2} format 2");
+}

@@ -457,15 +457,121 @@ fn encoding_the_events_gives_the_v1_bytes() {
     }
 }
 
-/// A whole v1 ledger file still opens, verifies, and shows the same figures and history.
+/// A copy of the committed v1 ledger file in `dir`: tests never open the fixture itself (opening
+/// migrates a file in place).
+fn v1_copy(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("ledger_v1.ledger");
+    std::fs::copy(fixture("ledger_v1.ledger"), &path).unwrap();
+    path
+}
+
+fn open_at_fixture_time(path: &std::path::Path) -> Result<Ledger, wallet_ledger::OpenError> {
+    let clock = FixedClock("2026-03-10T00:00:00Z".parse().unwrap());
+    Ledger::open_with_clock(path, Box::new(clock))
+}
+
+/// `meta["schema"]` of a closed ledger file: its file format.
+fn format_of(path: &std::path::Path) -> u32 {
+    let db = redb::Database::open(path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let t = txn
+        .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+        .unwrap();
+    let v = redb::ReadableTable::get(&t, "schema").unwrap().unwrap();
+    u32::from_be_bytes(v.value().try_into().unwrap())
+}
+
+/// Every `wallet_rows` row of a closed ledger file, as stored.
+fn rows_of(path: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let db = redb::Database::open(path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let t = txn
+        .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("wallet_rows"))
+        .unwrap();
+    redb::ReadableTable::iter(&t)
+        .unwrap()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (k.value().to_vec(), v.value().to_vec())
+        })
+        .collect()
+}
+
+/// A whole v1 ledger file still opens (migrated to file format 2), verifies, and shows the same
+/// figures and history; the committed fixture is untouched.
 #[test]
 fn the_v1_ledger_file_opens_verifies_and_shows_the_same_figures() {
+    let committed = std::fs::read(fixture("ledger_v1.ledger")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger_v1.ledger");
-    std::fs::copy(fixture("ledger_v1.ledger"), &path).unwrap();
-    let clock = FixedClock("2026-03-10T00:00:00Z".parse().unwrap());
-    let l = Ledger::open_with_clock(&path, Box::new(clock)).expect("a v1 file opens");
-    assert_verified(&l, "the v1 ledger file");
+    let path = v1_copy(dir.path());
+    assert_eq!(format_of(&path), 1, "the fixture is a format 1 file");
+    let v1_rows = rows_of(&path);
+    let l = open_at_fixture_time(&path).expect("a v1 file opens");
+    assert_v1_content(&l);
+    drop(l);
+    assert_eq!(format_of(&path), 2, "opening migrated the copy");
+    // The same records under new keys: values, and the multiset of (wallet, value), agree.
+    let v2_rows = rows_of(&path);
+    assert_eq!(v1_rows.len(), v2_rows.len(), "rows before and after");
+    let values = |rows: &[(Vec<u8>, Vec<u8>)]| {
+        let mut v: Vec<_> = rows
+            .iter()
+            .map(|(k, v)| (k[..8].to_vec(), v.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(values(&v1_rows), values(&v2_rows), "records are unchanged");
+    assert_eq!(
+        std::fs::read(fixture("ledger_v1.ledger")).unwrap(),
+        committed,
+        "the committed fixture must never be modified"
+    );
+}
+
+/// A format 2 file (the migrated fixture) opens again without migrating: its rows stay exactly
+/// as they are, and it shows the same figures.
+#[test]
+fn a_format_2_file_reopens_without_migrating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = v1_copy(dir.path());
+    drop(open_at_fixture_time(&path).unwrap());
+    let migrated = rows_of(&path);
+    let l = open_at_fixture_time(&path).expect("a format 2 file opens");
+    assert_v1_content(&l);
+    drop(l);
+    assert_eq!(format_of(&path), 2);
+    assert_eq!(rows_of(&path), migrated, "a format 2 file is not re-keyed");
+}
+
+/// A file of a format this build does not know (a newer one) is refused, and left as it is.
+#[test]
+fn a_future_file_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.ledger");
+    drop(open_at_fixture_time(&path).unwrap());
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .unwrap()
+            .insert("schema", &3u32.to_be_bytes()[..])
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    match open_at_fixture_time(&path) {
+        Err(wallet_ledger::OpenError::UnsupportedSchema { found, supported }) => {
+            assert_eq!((found, supported), (3, 2));
+        }
+        Err(e) => panic!("a format 3 file: {e}"),
+        Ok(_) => panic!("a format 3 file opened"),
+    }
+    assert_eq!(format_of(&path), 3, "a refused file is left as it was");
+}
+
+/// What the v1 fixture holds, read through a ledger.
+fn assert_v1_content(l: &Ledger) {
+    assert_verified(l, "the v1 ledger file");
     let snap = l.snapshot(W.parse().unwrap(), None).unwrap();
     let f = |i: usize| {
         let p = &snap.pockets[i];
@@ -541,23 +647,111 @@ fn write_v1_fixtures() {
     let mut out = String::from(
         "# Event records of format v1, written once from events_v1.jsonl: stream seq bytes(hex)\n",
     );
-    // Event rows of `wallet_rows`: key [stream u64][kind 10][seq u64].
+    // Event rows of `wallet_rows`. (This build writes file format 2, where events are stored
+    // newest first; the committed fixtures are format 1 and are never rewritten.)
+    let mut rows = Vec::new();
     for r in redb::ReadableTable::iter(&t).unwrap() {
         let (k, v) = r.unwrap();
-        let k = k.value();
-        if k[8] != wallet_ledger::storage::row::EVENT {
-            continue;
+        if let Some((stream, seq)) = wallet_ledger::storage::event_of(k.value()) {
+            rows.push((stream, seq, hex(v.value())));
         }
-        out.push_str(&format!(
-            "{} {} {}\n",
-            u64::from_be_bytes(k[..8].try_into().unwrap()),
-            u64::from_be_bytes(k[9..].try_into().unwrap()),
-            hex(v.value())
-        ));
+    }
+    rows.sort();
+    for (stream, seq, bytes) in rows {
+        out.push_str(&format!("{stream} {seq} {bytes}\n"));
     }
     drop(t);
     drop(txn);
     drop(db);
     std::fs::write(&hex_path, out).unwrap();
     std::fs::copy(&path, &db_path).unwrap();
+}
+
+/// Rewrites a closed format 2 file into format 1, as an older build wrote it: row kinds in their
+/// v1 numbers, every key ascending (the descending kinds' key parts inverted back), marker 1.
+/// Written out here, independently of the library's migration.
+fn downgrade_to_v1(path: &std::path::Path) {
+    // v2 kind → (v1 kind, stored descending in v2)
+    let v1_of = |kind: u8| -> (u8, bool) {
+        match kind {
+            0 => (2, false),  // name
+            1 => (3, false),  // hold
+            2 => (6, false),  // lifecycle
+            3 => (9, false),  // checkpoint
+            4 => (5, false),  // slice
+            5 => (4, true),   // redemption
+            6 => (1, false),  // lot
+            7 => (0, false),  // header
+            8 => (7, true),   // consumable index
+            9 => (8, false),  // due index
+            10 => (10, true), // event
+            k => panic!("row kind {k}"),
+        }
+    };
+    let rows = rows_of(path);
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let def = redb::TableDefinition::<&[u8], &[u8]>::new("wallet_rows");
+        txn.delete_table(def).unwrap();
+        let mut t = txn.open_table(def).unwrap();
+        for (k, v) in &rows {
+            let (kind, inverted) = v1_of(k[8]);
+            let mut k1 = k[..8].to_vec();
+            k1.push(kind);
+            k1.extend(k[9..].iter().map(|b| if inverted { !b } else { *b }));
+            t.insert(&k1[..], &v[..]).unwrap();
+        }
+        txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .unwrap()
+            .insert("schema", &1u32.to_be_bytes()[..])
+            .unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+/// A format 1 file with many wallets, lots, holds, redemptions, checkpoints and events migrates
+/// to exactly the ledger it was: the same log, the same figures at every instant asked, verified.
+#[test]
+fn a_large_v1_file_migrates_to_the_same_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.ledger");
+    let wallets = 3;
+    let (lines, _) = ScriptGen::script(seed(0xF0F1), 2, wallets, 4_000);
+    let names: Vec<String> = (0..wallets).map(wallet_uuid).collect();
+    let instants = [t0(), t0() + chrono::Duration::days(20), far_future()];
+    let (log, figures) = {
+        let l = Ledger::open_with_clock(&path, Box::new(FixedClock(far_future()))).unwrap();
+        for line in &lines {
+            let _ = l.execute_line(line);
+        }
+        let figures: Vec<_> = instants
+            .iter()
+            .flat_map(|at| figures_digest(&l, &names, *at))
+            .collect();
+        (log_digest(&l, wallets as u64), figures)
+    };
+    let v2_rows = rows_of(&path);
+    downgrade_to_v1(&path);
+    assert_eq!(format_of(&path), 1);
+    assert_ne!(rows_of(&path), v2_rows, "the downgrade changed the keys");
+    let l = Ledger::open_with_clock(&path, Box::new(FixedClock(far_future()))).unwrap();
+    assert_verified(&l, "the migrated file");
+    assert_eq!(
+        log_digest(&l, wallets as u64),
+        log,
+        "the log after migration"
+    );
+    let again: Vec<_> = instants
+        .iter()
+        .flat_map(|at| figures_digest(&l, &names, *at))
+        .collect();
+    assert_eq!(again, figures, "figures after migration");
+    drop(l);
+    assert_eq!(format_of(&path), 2);
+    assert_eq!(
+        rows_of(&path),
+        v2_rows,
+        "migration gives back the format 2 keys exactly"
+    );
 }

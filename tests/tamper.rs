@@ -54,14 +54,15 @@ fn records(path: &Path, stream: u64) -> Vec<(u64, Vec<u8>)> {
     let db = Database::open(path).unwrap();
     let txn = db.begin_read().unwrap();
     let t = txn.open_table(ROWS).unwrap();
-    let lo = key(stream, 0);
-    let hi = key(stream, u64::MAX);
+    // Stored newest first: ascending sequence numbers are the range reversed.
+    let (lo, hi) = wallet_ledger::storage::event_bounds(stream, 0, u64::MAX);
     t.range::<&[u8]>(&lo[..]..=&hi[..])
         .unwrap()
+        .rev()
         .map(|r| {
             let (k, v) = r.unwrap();
             (
-                u64::from_be_bytes(k.value()[9..].try_into().unwrap()),
+                wallet_ledger::storage::event_of(k.value()).unwrap().1,
                 v.value().to_vec(),
             )
         })

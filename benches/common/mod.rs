@@ -53,7 +53,7 @@ pub const MAX_BATCH: usize = 10_000;
 /// Bump when the workload, the SQLite schema or how the files are compacted changes: cached
 /// fixtures are keyed by it (and by wallet-ledger's record schema version). 2: `Ledger::compact`
 /// and the raw log floor pack their leaves full.
-pub const FIXTURE_VERSION: u32 = 2;
+pub const FIXTURE_VERSION: u32 = 3;
 
 const NS: i64 = 1_000_000_000;
 

@@ -10,6 +10,7 @@
 //! sit together in few pages. See `docs/design.md` for the whole layout and the commit strategy.
 
 pub mod codec;
+pub mod migrate;
 pub mod pack;
 
 use crate::domain::state::*;
@@ -68,30 +69,86 @@ pub fn for_each_table(v: &mut impl TableVisitor) -> Result<(), StorageError> {
     v.visit(IDEM)
 }
 
-/// Row kinds of `wallet_rows`, the byte after the wallet number in every key.
+/// The file format: the key layout of `wallet_rows` (see [`row`]), stored as `meta["schema"]`
+/// (u32 BE). Distinct from the record envelope's [`codec::SCHEMA_VERSION`]: records are the same
+/// in every format. Format 1 (kinds in the order below's v1 numbers, every key ascending) is
+/// migrated on open ([`migrate`]); a build refuses a format it does not know.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Row kinds of `wallet_rows`, the byte after the wallet number in every key. Their order lays a
+/// wallet's rows out so that the ends one command writes are adjacent (see `docs/design.md`):
+///
+/// `[rare: NAME HOLD LIFECYCLE CHECKPOINT] [SLICE ↑] [REDEMPTION ↓] [LOT ↑] [HEADER] [CONS ↓]
+/// [DUE ↑] [EVENT ↓]`
+///
+/// so the newest lot, the header and the newest consumable entry share a leaf (a credit), the
+/// oldest consumable and due entries share one (an expiry, a lot spent in full), the newest due
+/// entry and the newest event share one, and the newest slices and redemption share one (a
+/// redemption). "↓" kinds store the ordering part of the key bitwise-NOT (newest first): scans
+/// that want ascending order iterate their range reversed. Keys are built and parsed only by the
+/// functions below.
 pub mod row {
-    /// `[w][0]` → chain head (seq u64 BE, checksum 16), next due (flag u8, i64 BE), WalletState
-    pub const HEADER: u8 = 0;
-    /// `[w][1][lot u32]` → Lot
-    pub const LOT: u8 = 1;
-    /// `[w][2][name kind u8][id bytes]` → number u32 BE
-    pub const NAME: u8 = 2;
-    /// `[w][3][hold u32]` → HoldRec
-    pub const HOLD: u8 = 3;
-    /// `[w][4][redemption u32]` → RedemptionRec
-    pub const REDEMPTION: u8 = 4;
-    /// `[w][5][owner kind u8][owner u32][index u32]` → lot u32 BE, units u128 BE
-    pub const SLICE: u8 = 5;
-    /// `[w][6][index u32]` → LifecycleRec
-    pub const LIFECYCLE: u8 = 6;
-    /// `[w][7][pocket u16][order i64 key][lot u32]` → (): active lots with free value
-    pub const CONS: u8 = 7;
-    /// `[w][8][at i64 key][kind u8][number u32]` → (): pending time-driven transitions
-    pub const DUE: u8 = 8;
-    /// `[w][9][at i64 key][seq u64]` → Checkpoint
-    pub const CHECKPOINT: u8 = 9;
-    /// `[w][10][seq u64]` → event record
+    /// `[w][0][name kind u8][id bytes]` → number u32 BE
+    pub const NAME: u8 = 0;
+    /// `[w][1][hold u32]` → HoldRec
+    pub const HOLD: u8 = 1;
+    /// `[w][2][index u32]` → LifecycleRec
+    pub const LIFECYCLE: u8 = 2;
+    /// `[w][3][at i64 key][seq u64]` → Checkpoint
+    pub const CHECKPOINT: u8 = 3;
+    /// `[w][4][owner kind u8][owner u32][index u32]` → lot u32 BE, units u128 BE
+    pub const SLICE: u8 = 4;
+    /// `[w][5][!redemption u32]` → RedemptionRec (newest first)
+    pub const REDEMPTION: u8 = 5;
+    /// `[w][6][lot u32]` → Lot
+    pub const LOT: u8 = 6;
+    /// `[w][7]` → chain head (seq u64 BE, checksum 16), next due (flag u8, i64 BE), WalletState
+    pub const HEADER: u8 = 7;
+    /// `[w][8][!(pocket u16, order i64 key, lot u32)]` → (): active lots with free value, last
+    /// consumed first
+    pub const CONS: u8 = 8;
+    /// `[w][9][at i64 key][kind u8][number u32]` → (): pending time-driven transitions
+    pub const DUE: u8 = 9;
+    /// `[w][10][!seq u64]` → event record (newest first)
     pub const EVENT: u8 = 10;
+
+    /// The kinds of format 1, where every key was ascending: what [`super::migrate`] reads.
+    pub mod v1 {
+        pub const HEADER: u8 = 0;
+        pub const LOT: u8 = 1;
+        pub const NAME: u8 = 2;
+        pub const HOLD: u8 = 3;
+        pub const REDEMPTION: u8 = 4;
+        pub const SLICE: u8 = 5;
+        pub const LIFECYCLE: u8 = 6;
+        pub const CONS: u8 = 7;
+        pub const DUE: u8 = 8;
+        pub const CHECKPOINT: u8 = 9;
+        pub const EVENT: u8 = 10;
+    }
+
+    /// What a row of this kind is, for reports; `None` for an unknown kind.
+    pub const fn name(kind: u8) -> Option<&'static str> {
+        Some(match kind {
+            NAME => "name",
+            HOLD => "hold",
+            LIFECYCLE => "lifecycle",
+            CHECKPOINT => "checkpoint",
+            SLICE => "slice",
+            REDEMPTION => "redemption",
+            LOT => "lot",
+            HEADER => "header",
+            CONS => "consumable index",
+            DUE => "due index",
+            EVENT => "event",
+            _ => return None,
+        })
+    }
+
+    /// Whether the part of a key of this kind after the kind byte is stored bitwise-NOT.
+    pub const fn descending(kind: u8) -> bool {
+        matches!(kind, REDEMPTION | CONS | EVENT)
+    }
 }
 
 /// A checkpoint is written at least every this many events of a wallet, so a read at an earlier
@@ -157,11 +214,29 @@ pub fn header_key(w: u64) -> Vec<u8> {
 }
 
 fn event_k(w: u64, seq: u64) -> [u8; 17] {
-    fixed_key(w, row::EVENT, &[&seq.to_be_bytes()])
+    fixed_key(w, row::EVENT, &[&(!seq).to_be_bytes()])
 }
 
+/// The key of event `seq` of stream `w` (events are stored newest first).
 pub fn event_key(w: u64, seq: u64) -> Vec<u8> {
     event_k(w, seq).to_vec()
+}
+
+/// The keys bounding the events `from..=to` of stream `w`, in byte order: (the key of `to`, the
+/// key of `from`). Iterate the range reversed for ascending sequence numbers.
+pub fn event_bounds(w: u64, from: u64, to: u64) -> (Vec<u8>, Vec<u8>) {
+    (event_key(w, to), event_key(w, from))
+}
+
+/// The (stream, sequence number) of an event key; `None` for any other key.
+pub fn event_of(k: &[u8]) -> Option<(u64, u64)> {
+    if k.len() != 17 || k[8] != row::EVENT {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(k[..8].try_into().expect("sized")),
+        !u64::from_be_bytes(k[9..].try_into().expect("sized")),
+    ))
 }
 
 pub fn checkpoint_key(w: u64, at: i64, seq: u64) -> Vec<u8> {
@@ -177,7 +252,7 @@ pub(crate) fn hold_key(w: u64, no: u32) -> [u8; 13] {
 }
 
 pub(crate) fn redemption_key(w: u64, no: u32) -> [u8; 13] {
-    fixed_key(w, row::REDEMPTION, &[&no.to_be_bytes()])
+    fixed_key(w, row::REDEMPTION, &[&(!no).to_be_bytes()])
 }
 
 pub(crate) fn lifecycle_key(w: u64, idx: u32) -> [u8; 13] {
@@ -225,8 +300,9 @@ pub fn cons_key(k: &ConsKey) -> Vec<u8> {
     cons_k(k).to_vec()
 }
 
+/// `[w][CONS][!(pocket, order, lot)]`: the last lot to be consumed first.
 fn cons_k(k: &ConsKey) -> [u8; 23] {
-    fixed_key(
+    let mut key: [u8; 23] = fixed_key(
         k.wallet,
         row::CONS,
         &[
@@ -234,18 +310,30 @@ fn cons_k(k: &ConsKey) -> [u8; 23] {
             &i64_key(k.order),
             &k.lot.to_be_bytes(),
         ],
-    )
+    );
+    invert(&mut key[9..]);
+    key
+}
+
+/// Bitwise NOT of every byte: the ordering part of a descending key.
+fn invert(b: &mut [u8]) {
+    for x in b {
+        *x = !*x;
+    }
 }
 
 fn cons_from(b: &[u8]) -> Result<ConsKey, StorageError> {
     if b.len() != 23 || b[8] != row::CONS {
         return Err(StorageError(format!("consumable key of {} bytes", b.len())));
     }
+    let mut r = [0u8; 14];
+    r.copy_from_slice(&b[9..]);
+    invert(&mut r);
     Ok(ConsKey {
         wallet: u64::from_be_bytes(b[..8].try_into().expect("sized")),
-        pocket: u16::from_be_bytes(b[9..11].try_into().expect("sized")),
-        order: i64_from_key(&b[11..19])?,
-        lot: u32::from_be_bytes(b[19..].try_into().expect("sized")),
+        pocket: u16::from_be_bytes(r[..2].try_into().expect("sized")),
+        order: i64_from_key(&r[2..10])?,
+        lot: u32::from_be_bytes(r[10..].try_into().expect("sized")),
     })
 }
 
@@ -266,7 +354,7 @@ fn is_row_of(k: &[u8], w: u64, kind: u8) -> bool {
     k.len() > 9 && k[..8] == w.to_be_bytes() && k[8] == kind
 }
 
-/// The lot number of a `[w][1][lot u32]` key.
+/// The lot number of a `[w][LOT][lot u32]` key.
 fn lot_no_of(b: &[u8]) -> Result<u32, StorageError> {
     match b {
         [_, _, _, _, _, _, _, _, row::LOT, n @ ..] if n.len() == 4 => {
@@ -704,19 +792,21 @@ macro_rules! tables {
                 after: Option<ConsKey>,
                 skip: &dyn Fn(&ConsKey) -> bool,
             ) -> R<Option<ConsKey>> {
-                let hi = cons_k(&ConsKey { wallet: w, pocket, order: i64::MAX, lot: u32::MAX });
-                let lo_key;
-                let lo = match after {
+                // Stored descending: the pocket's keys run from its last lot in consumption
+                // order (lowest key) to its first; ascending order is the range reversed.
+                let lo = cons_k(&ConsKey { wallet: w, pocket, order: i64::MAX, lot: u32::MAX });
+                let hi_key;
+                let hi = match after {
                     Some(a) => {
-                        lo_key = cons_k(&a);
-                        Bound::Excluded(&lo_key[..])
+                        hi_key = cons_k(&a);
+                        Bound::Excluded(&hi_key[..])
                     }
                     None => {
-                        lo_key = cons_k(&ConsKey { wallet: w, pocket, order: i64::MIN, lot: 0 });
-                        Bound::Included(&lo_key[..])
+                        hi_key = cons_k(&ConsKey { wallet: w, pocket, order: i64::MIN, lot: 0 });
+                        Bound::Included(&hi_key[..])
                     }
                 };
-                for r in self.rows()?.range::<&[u8]>((lo, Bound::Included(&hi[..])))? {
+                for r in self.rows()?.range::<&[u8]>((Bound::Included(&lo[..]), hi))?.rev() {
                     let k = cons_from(r?.0.value())?;
                     if !skip(&k) {
                         return Ok(Some(k));
@@ -1272,8 +1362,9 @@ impl WriteTables<'_> {
             head.checksum = sum;
             first_seq.entry(p.stream).or_insert(p.seq);
         }
-        // Key order: a stream's new records follow its last stored one (sequences were checked
-        // above), so each stream's are one run for a cursor (see the log below). A run costs a
+        // Key order: a stream's new records precede its last stored one (stored newest first;
+        // sequences were checked above), so each stream's are one run for a cursor (see the log
+        // below). A run costs a
         // leaf rebuild, so short runs are inserted one by one.
         records.sort_unstable_by_key(|r| (r.0, r.1));
         for run in records.chunk_by(|a, b| a.0 == b.0) {
@@ -1283,9 +1374,11 @@ impl WriteTables<'_> {
                 }
                 continue;
             }
-            let (stream, first, _) = run[0];
-            let mut tail = rows.lower_bound_mut(Bound::Included(&event_k(stream, first)[..]))?;
-            for (stream, seq, bytes) in run {
+            // Stored newest first: the run's keys ascend from its last event to its first, and
+            // all lie before the stream's newest stored event.
+            let (stream, last, _) = run[run.len() - 1];
+            let mut tail = rows.lower_bound_mut(Bound::Included(&event_k(stream, last)[..]))?;
+            for (stream, seq, bytes) in run.iter().rev() {
                 tail.insert_before(&event_k(*stream, *seq)[..], &bytes[..])
                     .map_err(|e| {
                         StorageError(format!(
