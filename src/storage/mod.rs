@@ -1123,7 +1123,9 @@ impl WriteTables<'_> {
         }
         let mut i = after.map_or(0, |k| a.keys.partition_point(|x| *x <= k));
         loop {
-            if let Some(k) = a.keys[i..].iter().find(|k| !skip(k)) {
+            // A key at or before `after` is only here when `after` lies past the keys read so
+            // far (an ask further ahead than the last answer): never an answer.
+            if let Some(k) = a.keys[i..].iter().find(|k| Some(**k) > after && !skip(k)) {
                 return Ok(Some(*k));
             }
             i = a.keys.len();
