@@ -1433,3 +1433,28 @@ pub struct WalletFigures {
     pub wallet: WalletState,
     pub as_of: Instant,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lent `Scratch` must never carry state into the next read, whatever happened to the read
+    /// that lent it, and in release builds too (where `debug_assert!` is compiled out and
+    /// `cargo test --release` runs): a read overlay starts empty.
+    #[test]
+    fn a_read_overlay_starts_empty_whatever_scratch_it_is_lent() {
+        let id = [7u8; 16];
+        let mut s = Scratch::default();
+        s.uuids.insert(id, Some(5));
+        s.c.wallet_uuids.insert([8u8; 16], 6);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let tx = Tx::reading(&Empty, s);
+            (
+                tx.wallet_by_uuid(id).unwrap(),
+                tx.wallet_by_uuid([8u8; 16]).unwrap(),
+                tx.c.is_empty(),
+            )
+        }));
+        assert_eq!(r.ok(), Some((None, None, true)), "a stale scratch leaked");
+    }
+}
