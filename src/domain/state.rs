@@ -653,6 +653,13 @@ impl Scratch {
     /// kept.
     pub const MAX_CAPACITY: usize = 256;
 
+    fn is_empty(&self) -> bool {
+        self.c.is_empty()
+            && self.cons_floor.is_empty()
+            && self.due_floor.is_empty()
+            && self.uuids.is_empty()
+    }
+
     fn clear(&mut self) -> bool {
         self.cons_floor.clear();
         self.due_floor.clear();
@@ -735,16 +742,21 @@ impl<'b> Tx<'b> {
 
     /// A read-only overlay (as [`Tx::without_undo`]) in the emptied containers of an earlier
     /// one (see [`Scratch`]).
+    ///
+    /// A scratch that is not empty (a bug where it is emptied) is dropped, not used: checked in
+    /// every build (`debug_assert!` is off under `cargo test --release`), since a stale entry
+    /// would be served as committed state.
     pub fn reading(base: &'b dyn Backing, scratch: Scratch) -> Tx<'b> {
         let Scratch {
             c,
             cons_floor,
             due_floor,
             uuids,
-        } = scratch;
-        debug_assert!(
-            c.is_empty() && cons_floor.is_empty() && due_floor.is_empty() && uuids.is_empty()
-        );
+        } = if scratch.is_empty() {
+            scratch
+        } else {
+            Scratch::default()
+        };
         Tx {
             ledger: std::cell::Cell::new(None),
             base,
@@ -1456,5 +1468,28 @@ mod tests {
             )
         }));
         assert_eq!(r.ok(), Some((None, None, true)), "a stale scratch leaked");
+    }
+
+    /// What a read overlay hands back is empty, whatever it held (checked here in every build,
+    /// since `Tx::reading` silently drops a scratch that is not).
+    #[test]
+    fn a_read_overlay_hands_back_its_containers_empty() {
+        let mut tx = Tx::reading(&Empty, Scratch::default());
+        tx.c.wallet_uuids.insert([1; 16], 1);
+        tx.c.externals.insert("e".into(), 1);
+        tx.c.sweep_exact.push(1);
+        let due = DueKey {
+            wallet: 1,
+            at: 0,
+            kind: DueKind::Expiry,
+            no: 1,
+        };
+        tx.c.due_add.insert(due);
+        tx.c.due_del.insert(due);
+        tx.due_floor.borrow_mut().insert((1, 0), Floor::All);
+        tx.uuids.borrow_mut().insert([2; 16], None);
+        assert!(tx.wallet_by_uuid([3; 16]).unwrap().is_none());
+        let s = tx.into_scratch().expect("small containers are kept");
+        assert!(s.is_empty(), "a container was handed back with state in it");
     }
 }
