@@ -653,6 +653,13 @@ impl Scratch {
     /// kept.
     pub const MAX_CAPACITY: usize = 256;
 
+    fn is_empty(&self) -> bool {
+        self.c.is_empty()
+            && self.cons_floor.is_empty()
+            && self.due_floor.is_empty()
+            && self.uuids.is_empty()
+    }
+
     fn clear(&mut self) -> bool {
         self.cons_floor.clear();
         self.due_floor.clear();
@@ -735,16 +742,21 @@ impl<'b> Tx<'b> {
 
     /// A read-only overlay (as [`Tx::without_undo`]) in the emptied containers of an earlier
     /// one (see [`Scratch`]).
+    ///
+    /// A scratch that is not empty (a bug where it is emptied) is dropped, not used: checked in
+    /// every build (`debug_assert!` is off under `cargo test --release`), since a stale entry
+    /// would be served as committed state.
     pub fn reading(base: &'b dyn Backing, scratch: Scratch) -> Tx<'b> {
         let Scratch {
             c,
             cons_floor,
             due_floor,
             uuids,
-        } = scratch;
-        debug_assert!(
-            c.is_empty() && cons_floor.is_empty() && due_floor.is_empty() && uuids.is_empty()
-        );
+        } = if scratch.is_empty() {
+            scratch
+        } else {
+            Scratch::default()
+        };
         Tx {
             ledger: std::cell::Cell::new(None),
             base,
@@ -1432,4 +1444,52 @@ fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
 pub struct WalletFigures {
     pub wallet: WalletState,
     pub as_of: Instant,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lent `Scratch` must never carry state into the next read, whatever happened to the read
+    /// that lent it, and in release builds too (where `debug_assert!` is compiled out and
+    /// `cargo test --release` runs): a read overlay starts empty.
+    #[test]
+    fn a_read_overlay_starts_empty_whatever_scratch_it_is_lent() {
+        let id = [7u8; 16];
+        let mut s = Scratch::default();
+        s.uuids.insert(id, Some(5));
+        s.c.wallet_uuids.insert([8u8; 16], 6);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let tx = Tx::reading(&Empty, s);
+            (
+                tx.wallet_by_uuid(id).unwrap(),
+                tx.wallet_by_uuid([8u8; 16]).unwrap(),
+                tx.c.is_empty(),
+            )
+        }));
+        assert_eq!(r.ok(), Some((None, None, true)), "a stale scratch leaked");
+    }
+
+    /// What a read overlay hands back is empty, whatever it held (checked here in every build,
+    /// since `Tx::reading` silently drops a scratch that is not).
+    #[test]
+    fn a_read_overlay_hands_back_its_containers_empty() {
+        let mut tx = Tx::reading(&Empty, Scratch::default());
+        tx.c.wallet_uuids.insert([1; 16], 1);
+        tx.c.externals.insert("e".into(), 1);
+        tx.c.sweep_exact.push(1);
+        let due = DueKey {
+            wallet: 1,
+            at: 0,
+            kind: DueKind::Expiry,
+            no: 1,
+        };
+        tx.c.due_add.insert(due);
+        tx.c.due_del.insert(due);
+        tx.due_floor.borrow_mut().insert((1, 0), Floor::All);
+        tx.uuids.borrow_mut().insert([2; 16], None);
+        assert!(tx.wallet_by_uuid([3; 16]).unwrap().is_none());
+        let s = tx.into_scratch().expect("small containers are kept");
+        assert!(s.is_empty(), "a container was handed back with state in it");
+    }
 }

@@ -1123,7 +1123,9 @@ impl WriteTables<'_> {
         }
         let mut i = after.map_or(0, |k| a.keys.partition_point(|x| *x <= k));
         loop {
-            if let Some(k) = a.keys[i..].iter().find(|k| !skip(k)) {
+            // A key at or before `after` is only here when `after` lies past the keys read so
+            // far (an ask further ahead than the last answer): never an answer.
+            if let Some(k) = a.keys[i..].iter().find(|k| Some(**k) > after && !skip(k)) {
                 return Ok(Some(*k));
             }
             i = a.keys.len();
@@ -1596,6 +1598,55 @@ mod tests {
                 t.forget_cursors();
             }
         }
+    }
+
+    /// The write transaction's read-ahead (`DueAhead`) must answer what a fresh scan answers
+    /// too, including an ask further ahead than the keys it has read so far: a key at or
+    /// before `after` is never an answer.
+    #[test]
+    fn the_due_read_ahead_answers_what_a_fresh_scan_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.redb");
+        fixture(&path);
+        let (db, ws) = open(&path);
+        let keys: Vec<Vec<DueKey>> = {
+            let t = ReadTables::open(db.begin_read().unwrap()).unwrap();
+            ws.iter().map(|w| scan_all_due(&t, *w)).collect()
+        };
+        assert!(
+            keys[0].len() > DUE_READ_AHEAD + 2,
+            "the fixture has keys to read ahead"
+        );
+        let txn = db.begin_write().unwrap();
+        {
+            let t = WriteTables::open(&txn).unwrap();
+            let none = |_: &DueKey| false;
+            // Scripted: the first key, then straight past everything read ahead so far.
+            let a = ws[0];
+            let far = keys[0][DUE_READ_AHEAD + 1];
+            assert_eq!(t.due_next(a, None, &none).unwrap(), Some(keys[0][0]));
+            assert_eq!(
+                t.due_next(a, Some(far), &none).unwrap(),
+                scan_due(t.rows().unwrap(), a, Some(far), &none).unwrap(),
+                "an ask past the keys read ahead"
+            );
+            let mut rng = Rng(13);
+            for _ in 0..2_000 {
+                let i = rng.below(3) as usize;
+                let mut choices = vec![None];
+                choices.extend(keys[i].iter().copied().map(Some));
+                let after = choices[rng.below(choices.len() as u64) as usize];
+                let skip_odd = rng.below(2) == 0;
+                let skip = move |k: &DueKey| skip_odd && k.no % 2 == 1;
+                assert_eq!(
+                    t.due_next(ws[i], after, &skip).unwrap(),
+                    scan_due(t.rows().unwrap(), ws[i], after, &skip).unwrap(),
+                    "wallet {} after {after:?}",
+                    ws[i]
+                );
+            }
+        }
+        txn.abort().unwrap();
     }
 
     fn scan_all_due(t: &ReadTables, w: u64) -> Vec<DueKey> {
