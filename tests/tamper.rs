@@ -610,3 +610,53 @@ fn flipped_bytes_anywhere_in_the_file_never_panic() {
          the arrow): {panics:#?}"
     );
 }
+
+/// The uuid of the wallet whose stream is `stream`, from the file's uuid index.
+fn uuid_of_stream(path: &Path, stream: u64) -> uuid::Uuid {
+    let db = Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(wallet_ledger::storage::WALLET_UUID).unwrap();
+    for r in t.iter().unwrap() {
+        let (k, v) = r.unwrap();
+        if v.value() == stream {
+            return uuid::Uuid::from_u128(k.value());
+        }
+    }
+    panic!("no wallet has stream {stream}");
+}
+
+/// A record past a stream's chain head (a damaged or forged file) is never overwritten by a new
+/// command's event, whether the stream gets one new event (inserted alone) or a run of them
+/// (inserted through a cursor): the command fails with a storage error and the record stays.
+#[test]
+fn a_stray_record_past_the_head_is_never_overwritten() {
+    let b = base();
+    let recs = records(&b.path, 1);
+    let (seq, last) = recs.last().unwrap().clone();
+    let stray: Vec<u8> = last.iter().map(|x| x ^ 0x5a).collect();
+    tamper(&b.path, |e| {
+        e.insert(&key(1, seq + 1)[..], &stray[..]).unwrap();
+    });
+    let wallet = uuid_of_stream(&b.path, 1);
+    // At the last event's instant: nothing else falls due, so the events written are exactly
+    // the commands' own.
+    let at = chrono::DateTime::from_timestamp_nanos(codec::decode_event("t", &last).unwrap().0.at)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let credit = format!(r#"{{"op":"credit","wallet":"{wallet}","amount":"1","at":"{at}"}}"#);
+    let run = format!(
+        r#"{{"op":"batch","at":"{at}","commands":[{}]}}"#,
+        vec![credit.clone(); 5].join(",")
+    );
+    let l = open(&b.path);
+    for (what, line) in [("one event", &credit), ("a run of five", &run)] {
+        let e = l
+            .execute_line(line)
+            .expect_err("a write over a stored record must fail");
+        assert_eq!(e.code, wallet_ledger::ErrorCode::Storage, "{what}: {e:?}");
+        assert!(e.message.contains("stream 1: event"), "{what}: {e:?}");
+    }
+    drop(l);
+    let after = records(&b.path, 1);
+    assert_eq!(after.len(), recs.len() + 1);
+    assert_eq!(after.last(), Some(&(seq + 1, stray)));
+}

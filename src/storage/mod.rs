@@ -1366,13 +1366,22 @@ impl WriteTables<'_> {
         }
         // Key order: a stream's new records precede its last stored one (stored newest first;
         // sequences were checked above), so each stream's are one run for a cursor (see the log
-        // below). A run costs a
-        // leaf rebuild, so short runs are inserted one by one.
+        // below). A run costs a leaf rebuild, so short runs are inserted one by one. Either way
+        // an event row already there (a damaged file: a row past the header's sequence) fails
+        // the commit rather than being overwritten: the log is append-only.
         records.sort_unstable_by_key(|r| (r.0, r.1));
         for run in records.chunk_by(|a, b| a.0 == b.0) {
             if run.len() < EVENT_RUN_MIN {
                 for (stream, seq, bytes) in run {
-                    rows.insert(&event_k(*stream, *seq)[..], &bytes[..])?;
+                    if rows
+                        .insert(&event_k(*stream, *seq)[..], &bytes[..])?
+                        .is_some()
+                    {
+                        return Err(StorageError(format!(
+                            "stream {stream}: event {seq} is already stored, past the stream's \
+                             head: the file is damaged (run `verify`)"
+                        )));
+                    }
                 }
                 continue;
             }
