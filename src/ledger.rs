@@ -106,6 +106,10 @@ struct Inner {
     /// signal that one queued a command or left: a leader waits for these to gather.
     callers: std::sync::atomic::AtomicUsize,
     arrived: std::sync::Condvar,
+    /// Readers handed out by [`Ledger::reader`] and not dropped yet: each holds a read
+    /// transaction, under which redb cannot move pages, so `compact` refuses before it rewrites
+    /// anything rather than fail halfway.
+    leased: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A handle on one ledger file. `Send + Sync` and cheap to clone: clones share the database.
@@ -365,6 +369,7 @@ impl Ledger {
                 group_done: std::sync::Condvar::new(),
                 callers: std::sync::atomic::AtomicUsize::new(0),
                 arrived: std::sync::Condvar::new(),
+                leased: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         })
     }
@@ -610,7 +615,11 @@ impl Ledger {
         guard(|| {
             let txn = self.inner.db.begin_read()?;
             let t = Box::new(ReadTables::open(txn)?);
-            Ok(Reader { t, now: self.now() })
+            Ok(Reader {
+                t,
+                now: self.now(),
+                _lease: Some(Lease::take(&self.inner.leased)),
+            })
         })
     }
 
@@ -664,7 +673,14 @@ impl Ledger {
             Some((g, t)) if g == generation => t,
             _ => Box::new(ReadTables::open(self.inner.db.begin_read()?)?),
         };
-        Ok((Reader { t, now: self.now() }, generation))
+        Ok((
+            Reader {
+                t,
+                now: self.now(),
+                _lease: None,
+            },
+            generation,
+        ))
     }
 
     /// Keeps `r` for the next read if no group was committed since `generation`.
@@ -715,7 +731,9 @@ impl Ledger {
 
     /// Compacts the file the way SQLite's `VACUUM` does: every table is rebuilt with its B-tree
     /// leaves packed full, then the pages are moved to the front of the file and the file is
-    /// truncated. Needs the only handle on the ledger (no clone alive).
+    /// truncated. Needs the only handle on the ledger (no clone alive) and no [`Reader`] from
+    /// [`Ledger::reader`] still open (redb cannot move pages under a read transaction); either
+    /// is refused before anything is written.
     ///
     /// redb splits a full leaf in two halves, so tables written in random key order (many
     /// wallets, interleaved) fill their leaves about half; redb's own compaction moves pages but
@@ -738,6 +756,13 @@ impl Ledger {
     pub fn compact(self) -> Result<(), StorageError> {
         let mut inner = Arc::try_unwrap(self.inner)
             .map_err(|_| StorageError("compact needs the only handle on the ledger".into()))?;
+        let leased = inner.leased.load(std::sync::atomic::Ordering::SeqCst);
+        if leased > 0 {
+            return Err(StorageError(format!(
+                "compact needs every Reader dropped first ({leased} still open): redb cannot move \
+                 pages under a read transaction; nothing was changed"
+            )));
+        }
         // Compaction needs no transaction in progress.
         *inner
             .idle_reader
@@ -931,6 +956,24 @@ pub struct Reader {
     /// Boxed: the tables are large, and a kept reader moves in and out of the idle slot.
     t: Box<ReadTables>,
     now: DateTime<Utc>,
+    /// Counts a reader handed to the caller (see `Inner::leased`); `None` for the ledger's own.
+    _lease: Option<Lease>,
+}
+
+/// One count in `Inner::leased`, given back on drop.
+struct Lease(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Lease {
+    fn take(count: &Arc<std::sync::atomic::AtomicUsize>) -> Lease {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Lease(count.clone())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Reader {

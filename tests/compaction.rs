@@ -302,6 +302,37 @@ fn compaction_needs_the_only_handle_and_changes_nothing_without_it() {
     assert_verified(&other, "after a refused compaction");
 }
 
+/// A `Reader` the application still holds keeps a read transaction open, under which redb cannot
+/// move pages: compaction refuses before it rewrites anything, instead of failing after its
+/// rebuild committed.
+#[test]
+fn compaction_refuses_while_a_reader_is_open_and_changes_nothing() {
+    let f = fragmented(14);
+    let b = Mem::with_bytes(f.image.clone());
+    let l = open(&b);
+    let opened = b.bytes();
+    let reader = l.reader().unwrap();
+    let e = l.compact().unwrap_err();
+    assert!(e.0.contains("Reader"), "{e}");
+    // The handle was consumed and closed (redb marks a clean close in its header), but nothing
+    // was rebuilt: a rebuild shrinks this file.
+    assert_eq!(
+        b.bytes().len(),
+        opened.len(),
+        "a refused compaction rebuilt"
+    );
+    drop(reader);
+    // With the reader gone, the same file compacts.
+    let l = open(&b);
+    assert_verified(&l, "after a refused compaction");
+    l.compact().unwrap();
+    assert!(
+        b.bytes().len() < opened.len(),
+        "the compaction did not shrink the file"
+    );
+    assert_verified(&open(&b), "after the compaction");
+}
+
 /// The one list of tables compaction rebuilds (`storage::for_each_table`) is every table a ledger
 /// file holds: a table added to the schema but not to the list would be left unpacked.
 #[test]
