@@ -141,6 +141,35 @@ impl redb::StorageBackend for FaultBackend {
     }
 }
 
+/// Two images a power failure at op `crash_at` could leave: the `synced` bytes plus about half,
+/// then most, of the `pending` operations since the last sync, each reaching the disk or not
+/// independently, a write sometimes torn.
+fn reordered(
+    synced: &[u8],
+    pending: &[&Op],
+    rng: &mut Rng,
+    crash_at: usize,
+) -> Vec<(String, Vec<u8>)> {
+    (0..2)
+        .map(|variant| {
+            let mut img = synced.to_vec();
+            for o in pending {
+                if !rng.pct(if variant == 0 { 50 } else { 85 }) {
+                    continue;
+                }
+                match o {
+                    Op::Write(off, data) if rng.pct(30) && data.len() > 1 => {
+                        let cut = rng.range(1, data.len() as u64 - 1) as usize;
+                        apply(&mut img, &Op::Write(*off, data[..cut].to_vec()));
+                    }
+                    o => apply(&mut img, o),
+                }
+            }
+            (format!("reordered #{variant}, crash at op {crash_at}"), img)
+        })
+        .collect()
+}
+
 fn apply(img: &mut Vec<u8>, op: &Op) {
     match op {
         Op::Write(off, data) => {
@@ -430,22 +459,7 @@ fn power_loss_images_recover_to_a_committed_state() {
             .iter()
             .map(|(_, o)| o)
             .collect();
-        for variant in 0..2 {
-            let mut img = img.clone();
-            for o in &pending {
-                if !rng.pct(if variant == 0 { 50 } else { 85 }) {
-                    continue;
-                }
-                match o {
-                    Op::Write(off, data) if rng.pct(30) && data.len() > 1 => {
-                        let cut = rng.range(1, data.len() as u64 - 1) as usize;
-                        apply(&mut img, &Op::Write(*off, data[..cut].to_vec()));
-                    }
-                    o => apply(&mut img, o),
-                }
-            }
-            candidates.push((format!("reordered #{variant}, crash at op {c}"), img));
-        }
+        candidates.extend(reordered(&img, &pending, &mut rng, c));
         for (name, img) in candidates {
             let what = format!("power loss image [{name}] (phase {phase})");
             images += 1;
@@ -688,22 +702,8 @@ fn power_loss_during_compaction_leaves_the_ledger_as_it_was() {
         for o in &trace[..last_sync.map_or(0, |s| s + 1)] {
             apply(&mut synced, o);
         }
-        for variant in 0..2 {
-            let mut img = synced.clone();
-            for o in &trace[last_sync.map_or(0, |s| s + 1)..=i] {
-                if !rng.pct(if variant == 0 { 50 } else { 85 }) {
-                    continue;
-                }
-                match o {
-                    Op::Write(off, data) if rng.pct(30) && data.len() > 1 => {
-                        let cut = rng.range(1, data.len() as u64 - 1) as usize;
-                        apply(&mut img, &Op::Write(*off, data[..cut].to_vec()));
-                    }
-                    o => apply(&mut img, o),
-                }
-            }
-            candidates.push((format!("reordered #{variant}, crash at op {i}"), img));
-        }
+        let pending: Vec<&Op> = trace[last_sync.map_or(0, |s| s + 1)..=i].iter().collect();
+        candidates.extend(reordered(&synced, &pending, &mut rng, i));
         for (name, img) in candidates {
             let what = format!("power loss during compaction [{name}]");
             images += 1;
