@@ -30,17 +30,6 @@ const V1_OF: [(u8, u8); 11] = [
     (row::EVENT, row::v1::EVENT),
 ];
 
-/// The length of the part after the kind byte of every key of a descending kind: inverting keys
-/// of one length reverses their order exactly, so each is checked.
-fn rest_len(kind: u8) -> Option<usize> {
-    match kind {
-        row::REDEMPTION => Some(4),
-        row::CONS => Some(14),
-        row::EVENT => Some(8),
-        _ => None,
-    }
-}
-
 /// Rewrites `wallet_rows` as `old` (a snapshot of the state `new` began from) holds it, in format
 /// 1, into format 2 in `new`. Returns the number of rows. A key this cannot place (a short key,
 /// an unknown kind, a descending kind's key of the wrong size) fails it, as does any difference
@@ -83,8 +72,8 @@ pub fn v1_to_v2(old: &ReadTransaction, new: &WriteTransaction) -> Result<u64, St
                     key.clear();
                     key.extend_from_slice(&k[..8]);
                     key.push(kind);
-                    if row::descending(kind) {
-                        if Some(k.len() - 9) != rest_len(kind) {
+                    if let Some(len) = super::descending_suffix_len(kind) {
+                        if k.len() - 9 != len {
                             return Err(StorageError(format!(
                                 "migrating wallet_rows to format 2: wallet {w}: a key of kind {v1} of {} bytes",
                                 k.len()

@@ -146,9 +146,28 @@ pub mod row {
     }
 
     /// Whether the part of a key of this kind after the kind byte is stored bitwise-NOT.
-    pub const fn descending(kind: u8) -> bool {
-        matches!(kind, REDEMPTION | CONS | EVENT)
+    pub fn descending(kind: u8) -> bool {
+        super::descending_suffix_len(kind).is_some()
     }
+}
+
+/// For a kind stored descending, the length of every key's part after the kind byte (taken from
+/// the key builders: inverting keys of one length reverses their order exactly, so a migration
+/// checks it); `None` for an ascending kind.
+pub(crate) fn descending_suffix_len(kind: u8) -> Option<usize> {
+    let key_len = match kind {
+        row::REDEMPTION => redemption_key(0, 0).len(),
+        row::CONS => cons_k(&ConsKey {
+            wallet: 0,
+            pocket: 0,
+            order: 0,
+            lot: 0,
+        })
+        .len(),
+        row::EVENT => event_k(0, 0).len(),
+        _ => return None,
+    };
+    Some(key_len - 9)
 }
 
 /// A checkpoint is written at least every this many events of a wallet, so a read at an earlier
