@@ -642,7 +642,9 @@ impl Changes {
 /// ([`Scratch::MAX_CAPACITY`]).
 #[derive(Default)]
 pub struct Scratch {
-    c: Changes,
+    /// Boxed, as in [`Tx`]: the containers move between the overlay and the thread's slot on
+    /// every read, and `Changes` is a kilobyte of headers.
+    c: Box<Changes>,
     cons_floor: NumMap<(u64, u16), Floor<ConsKey>>,
     due_floor: NumMap<(u64, u16), Floor<DueKey>>,
     uuids: HashMap<[u8; 16], Option<u64>>,
@@ -704,7 +706,9 @@ pub struct Tx<'b> {
     base: &'b dyn Backing,
     /// The ledger counters, read from the base on first use (reads never need them).
     ledger: std::cell::Cell<Option<LedgerState>>,
-    c: Changes,
+    /// Boxed: a read-only overlay's containers are lent from one read to the next
+    /// ([`Scratch`]), and moving a pointer costs less than moving a kilobyte of map headers.
+    c: Box<Changes>,
     undo: Vec<Undo>,
     /// Replay never rolls back, so it skips the undo log (see [`Tx::without_undo`]).
     undo_on: bool,
@@ -723,7 +727,7 @@ impl<'b> Tx<'b> {
         Ok(Tx {
             ledger: std::cell::Cell::new(None),
             base,
-            c: Changes::default(),
+            c: Box::default(),
             undo: Vec::new(),
             undo_on: true,
             cons_floor: RefCell::default(),
@@ -870,7 +874,7 @@ impl<'b> Tx<'b> {
                 ws.next_due = first;
             }
         }
-        Ok(self.c)
+        Ok(*self.c)
     }
 
     /// Seeds a read-only overlay with a header the caller already decoded, so deriving due
