@@ -751,11 +751,19 @@ impl Ledger {
     /// a full disk) aborts it and a crash before it is durable rolls it back: the file holds
     /// exactly what it held. After the commit only pages move, each step its own transaction, so
     /// an error or crash then leaves the rebuilt (same) data in a file that is not yet as small
-    /// as it can be. On an error the handle is closed (redb refuses further writes on a handle
-    /// after an I/O error); open the file again, and `compact` again to finish.
-    pub fn compact(self) -> Result<(), StorageError> {
-        let mut inner = Arc::try_unwrap(self.inner)
-            .map_err(|_| StorageError("compact needs the only handle on the ledger".into()))?;
+    /// as it can be. After an error, drop the handle and open the file again (redb refuses
+    /// further writes on a handle after an I/O error), then `compact` again to finish. A refusal
+    /// (a clone or a `Reader` alive) writes nothing and leaves the handle as usable as before.
+    pub fn compact(&mut self) -> Result<(), StorageError> {
+        // `get_mut` rather than consuming the handle: a refusal leaves the caller a working
+        // handle instead of making them reopen the file.
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            StorageError(
+                "compact needs the only handle on the ledger (drop its clones first); nothing \
+                 was changed"
+                    .into(),
+            )
+        })?;
         let leased = inner.leased.load(std::sync::atomic::Ordering::SeqCst);
         if leased > 0 {
             return Err(StorageError(format!(

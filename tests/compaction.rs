@@ -245,9 +245,10 @@ fn compaction_packs_the_file_smaller_than_redb_compaction() {
     );
     // Compacting a compacted file changes nothing that matters: same content, no growth.
     let b = Mem::with_bytes(b.bytes());
-    let l = open(&b);
+    let mut l = open(&b);
     let d = digest(&l, &f);
     l.compact().unwrap();
+    drop(l);
     eprintln!(
         "compaction again: {packed} bytes, {} at the peak, {} after",
         b.peak(),
@@ -274,10 +275,16 @@ fn compaction_on_a_file_shrinks_it_and_reopens_the_same() {
     let path = dir.path().join("fragmented.ledger");
     std::fs::write(&path, &f.image).unwrap();
     let clock = || Box::new(FixedClock(far_future()));
-    let l = Ledger::open_with_clock(&path, clock()).unwrap();
+    let mut l = Ledger::open_with_clock(&path, clock()).unwrap();
     let before = digest(&l, &f);
     let len = std::fs::metadata(&path).unwrap().len();
     l.compact().unwrap();
+    // The handle goes on working after compaction; closed here to reopen the file.
+    assert!(
+        digest(&l, &f) == before,
+        "the compacting handle reads differently"
+    );
+    drop(l);
     let packed = std::fs::metadata(&path).unwrap().len();
     assert!(
         (packed as usize) * 100 < redb_compacted_len(&f.image) * 85,
@@ -293,13 +300,21 @@ fn compaction_on_a_file_shrinks_it_and_reopens_the_same() {
 fn compaction_needs_the_only_handle_and_changes_nothing_without_it() {
     let f = fragmented(14);
     let b = Mem::with_bytes(f.image.clone());
-    let l = open(&b);
+    let mut l = open(&b);
     let opened = b.bytes();
     let other = l.clone();
     let e = l.compact().unwrap_err();
     assert!(e.0.contains("only handle"), "{e}");
     assert!(b.bytes() == opened, "a refused compaction wrote");
     assert_verified(&other, "after a refused compaction");
+    // The refusal left the handle working: with the clone gone, it compacts.
+    drop(other);
+    l.compact().unwrap();
+    assert!(
+        b.bytes().len() < opened.len(),
+        "the compaction did not shrink the file"
+    );
+    assert_verified(&l, "after the compaction");
 }
 
 /// A `Reader` the application still holds keeps a read transaction open, under which redb cannot
@@ -309,23 +324,18 @@ fn compaction_needs_the_only_handle_and_changes_nothing_without_it() {
 fn compaction_refuses_while_a_reader_is_open_and_changes_nothing() {
     let f = fragmented(14);
     let b = Mem::with_bytes(f.image.clone());
-    let l = open(&b);
+    let mut l = open(&b);
     let opened = b.bytes();
     let reader = l.reader().unwrap();
     let e = l.compact().unwrap_err();
     assert!(e.0.contains("Reader"), "{e}");
-    // The handle was consumed and closed (redb marks a clean close in its header), but nothing
-    // was rebuilt: a rebuild shrinks this file.
-    assert_eq!(
-        b.bytes().len(),
-        opened.len(),
-        "a refused compaction rebuilt"
-    );
-    drop(reader);
-    // With the reader gone, the same file compacts.
-    let l = open(&b);
+    assert!(b.bytes() == opened, "a refused compaction wrote");
+    // The handle is still open and works.
     assert_verified(&l, "after a refused compaction");
+    drop(reader);
+    // With the reader gone, the same handle compacts.
     l.compact().unwrap();
+    drop(l);
     assert!(
         b.bytes().len() < opened.len(),
         "the compaction did not shrink the file"

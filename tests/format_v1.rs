@@ -633,7 +633,7 @@ fn write_v1_fixtures() {
     let path = dir.path().join("v1.redb");
     {
         let clock = FixedClock("2026-03-10T00:00:00Z".parse().unwrap());
-        let l = Ledger::open_with_clock(&path, Box::new(clock)).unwrap();
+        let mut l = Ledger::open_with_clock(&path, Box::new(clock)).unwrap();
         for line in script.lines() {
             l.execute_line(line).unwrap();
         }

@@ -60,12 +60,13 @@ fn a_read_after_an_answer_sees_the_command() {
 fn a_kept_read_transaction_does_not_block_compaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fresh.redb");
-    let l = Ledger::open_with_clock(&path, clock()).unwrap();
+    let mut l = Ledger::open_with_clock(&path, clock()).unwrap();
     set_up(&l);
     credit(&l, 1);
     let w = W.parse().unwrap();
     l.figures(w, None).unwrap();
     l.compact().unwrap();
+    drop(l);
     let l = Ledger::open_with_clock(&path, clock()).unwrap();
     assert_eq!(l.figures(w, None).unwrap().pockets[0].figures.credited, 1);
 }
