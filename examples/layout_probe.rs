@@ -265,6 +265,26 @@ fn describe(file: &Path) {
 }
 
 /// Copies a file into the scratch directory and flushes the copy (so no timed fsync pays for it).
+/// A fresh copy of each wanted layout's fixture in `scratch`, opened with the run's added work.
+fn open_probes(
+    size: &Size,
+    args: &Args,
+    fixtures: &[(Layout, PathBuf)],
+    scratch: &Scratch,
+    wanted: impl Fn(&Layout) -> bool,
+) -> Vec<(Layout, Probe)> {
+    fixtures
+        .iter()
+        .filter(|(l, _)| wanted(l))
+        .map(|(l, f)| {
+            let path = copy_flushed(f, scratch, &format!("{}.redb", l.name()));
+            let mut p = Probe::open(&path, *l, size.append_wallets);
+            p.work = args.work;
+            (*l, p)
+        })
+        .collect()
+}
+
 fn copy_flushed(from: &Path, scratch: &Scratch, name: &str) -> PathBuf {
     let to = scratch.path(name);
     std::fs::copy(from, &to).unwrap();
@@ -525,19 +545,9 @@ fn durable(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)]) -> Option<f
             let path = copy_flushed(&aged_fixture(size).ours(), &scratch, "ours.redb");
             (Ours::open(&path), groups, singles)
         });
-    let mut probes: Vec<(Layout, Probe)> = fixtures
-        .iter()
-        .filter(|(l, _)| {
-            args.wants(&format!("single/{}", l.name()))
-                || args.wants(&format!("group/{}", l.name()))
-        })
-        .map(|(l, f)| {
-            let path = copy_flushed(f, &scratch, &format!("{}.redb", l.name()));
-            let mut p = Probe::open(&path, *l, size.append_wallets);
-            p.work = args.work;
-            (*l, p)
-        })
-        .collect();
+    let mut probes = open_probes(size, args, fixtures, &scratch, |l| {
+        args.wants(&format!("single/{}", l.name())) || args.wants(&format!("group/{}", l.name()))
+    });
 
     let mut cs: Vec<Contender> = Vec::new();
     if let Some((s, rounds)) = &sql {
@@ -640,16 +650,9 @@ fn batch(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)], raw_single: O
         let path = copy_flushed(&aged_fixture(size).ours(), &scratch, "ours.redb");
         (Ours::open(&path), gen_rounds())
     });
-    let mut probes: Vec<(Layout, Probe)> = fixtures
-        .iter()
-        .filter(|(l, _)| args.wants(&format!("batch/{}", l.name())))
-        .map(|(l, f)| {
-            let path = copy_flushed(f, &scratch, &format!("{}.redb", l.name()));
-            let mut p = Probe::open(&path, *l, size.append_wallets);
-            p.work = args.work;
-            (*l, p)
-        })
-        .collect();
+    let mut probes = open_probes(size, args, fixtures, &scratch, |l| {
+        args.wants(&format!("batch/{}", l.name()))
+    });
     let mut cs: Vec<Contender> = Vec::new();
     if let Some((s, rounds)) = &sql {
         cs.push(Contender::new("batch/sqlite".into(), move |r| {
