@@ -292,98 +292,8 @@ fn copy_flushed(from: &Path, scratch: &Scratch, name: &str) -> PathBuf {
     to
 }
 
-#[repr(C)]
-struct Timespec {
-    sec: i64,
-    nsec: i64,
-}
-
-unsafe extern "C" {
-    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-}
-
-fn clock(id: i32) -> Duration {
-    let mut t = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `t` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { clock_gettime(id, &mut t) };
-    assert_eq!(rc, 0, "clock_gettime");
-    Duration::new(t.sec as u64, t.nsec as u32)
-}
-
-/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
-fn thread_cpu_time() -> Duration {
-    clock(3)
-}
-
-/// CPU time this process has used so far, all threads, dead ones included
-/// (`CLOCK_PROCESS_CPUTIME_ID`, nanosecond resolution; `/proc/self/stat` ticks are 10 ms).
-fn cpu_time() -> Duration {
-    clock(2)
-}
-
-/// Bytes this process has handed to write(2)/pwrite(2) so far (`wchar` of `/proc/self/io`).
-fn written() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("wchar:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// One engine in an interleaved measurement: runs round `r`, returns (commands, commits).
-struct Contender<'a> {
-    id: String,
-    run: Box<dyn FnMut(usize) -> (usize, usize) + 'a>,
-    commands: usize,
-    commits: usize,
-    time: Duration,
-    cpu: Duration,
-    bytes: u64,
-}
-
-impl<'a> Contender<'a> {
-    fn new(id: String, run: impl FnMut(usize) -> (usize, usize) + 'a) -> Contender<'a> {
-        Contender {
-            id,
-            run: Box::new(run),
-            commands: 0,
-            commits: 0,
-            time: Duration::ZERO,
-            cpu: Duration::ZERO,
-            bytes: 0,
-        }
-    }
-    fn rate(&self) -> f64 {
-        per_sec(self.commands as f64, self.time)
-    }
-    fn pages_per_commit(&self) -> f64 {
-        self.bytes as f64 / 4096.0 / self.commits.max(1) as f64
-    }
-    fn cpu_us(&self) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / self.commands.max(1) as f64
-    }
-}
-
-/// The engines take turns, round by round (round 0 is a warm-up), so they share the disk's drift.
-fn interleave(rounds: usize, cs: &mut [Contender]) {
-    for r in 0..=rounds {
-        for c in cs.iter_mut() {
-            let (t, cpu, w) = (Instant::now(), cpu_time(), written());
-            let (n, k) = (c.run)(r);
-            if r > 0 {
-                c.time += t.elapsed();
-                c.cpu += cpu_time().saturating_sub(cpu);
-                c.bytes += written().saturating_sub(w);
-                c.commands += n;
-                c.commits += k;
-            }
-        }
-    }
-}
-
 fn rate(cs: &[Contender], id: &str) -> Option<f64> {
-    cs.iter().find(|c| c.id == id).map(Contender::rate)
+    cs.iter().find(|c| c.name == id).map(Contender::rate)
 }
 
 fn ratio(a: f64, b: Option<f64>) -> String {
@@ -400,20 +310,20 @@ fn report(title: &str, cs: &[Contender], sqlite: &str, raw_single: Option<f64>) 
     );
     println!("|---|---|---|---|---|---|---|---|");
     for c in cs {
-        let single = match c.id.split_once('/') {
+        let single = match c.name.split_once('/') {
             Some(("group", "ours16")) => rate(cs, "single/ours"),
             Some(("group", p)) => rate(cs, &format!("single/{p}")),
             _ => None,
         };
         // Our group leader decides how many commands share a commit: per command for that row.
-        let per = if c.id == "group/ours16" {
+        let per = if c.name == "group/ours16" {
             " per command"
         } else {
             ""
         };
         println!(
             "| {} | {:.0} | {} | {} | {} | {:.1}{per} | {:.0} | {}, {} |",
-            c.id,
+            c.name,
             c.rate(),
             ratio(c.rate(), sql),
             ratio(c.rate(), raw_single),
@@ -551,7 +461,7 @@ fn durable(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)]) -> Option<f
 
     let mut cs: Vec<Contender> = Vec::new();
     if let Some((s, rounds)) = &sql {
-        cs.push(Contender::new("single/sqlite".into(), move |r| {
+        cs.push(Contender::counting_commits("single/sqlite", move |r| {
             rounds[r].iter().for_each(|x| {
                 s.exec(x);
             });
@@ -559,7 +469,7 @@ fn durable(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)]) -> Option<f
         }));
     }
     if let Some(raw) = &raw {
-        cs.push(Contender::new("single/raw".into(), move |_| {
+        cs.push(Contender::counting_commits("single/raw", move |_| {
             for _ in 0..per_round {
                 raw.commit(1, RAW_BYTES_PER_COMMAND);
             }
@@ -569,7 +479,7 @@ fn durable(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)]) -> Option<f
     if let Some((o, groups, singles)) = &ours {
         // In the order the commands were generated: each round's group, then its singles.
         if args.wants("group/ours16") {
-            cs.push(Contender::new("group/ours16".into(), move |r| {
+            cs.push(Contender::counting_commits("group/ours16", move |r| {
                 run_threads(groups[r].clone(), |x| {
                     o.exec(x);
                 });
@@ -578,7 +488,7 @@ fn durable(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)]) -> Option<f
             }));
         }
         if args.wants("single/ours") {
-            cs.push(Contender::new("single/ours".into(), move |r| {
+            cs.push(Contender::counting_commits("single/ours", move |r| {
                 singles[r].iter().for_each(|x| {
                     o.exec(x);
                 });
@@ -593,23 +503,29 @@ fn durable(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)]) -> Option<f
         let cell = std::rc::Rc::new(cell);
         if args.wants(&format!("single/{}", l.name())) {
             let c = cell.clone();
-            cs.push(Contender::new(format!("single/{}", l.name()), move |_| {
-                let mut p = c.borrow_mut();
-                for _ in 0..per_round {
-                    p.commit(1);
-                }
-                (per_round, per_round)
-            }));
+            cs.push(Contender::counting_commits(
+                format!("single/{}", l.name()),
+                move |_| {
+                    let mut p = c.borrow_mut();
+                    for _ in 0..per_round {
+                        p.commit(1);
+                    }
+                    (per_round, per_round)
+                },
+            ));
         }
         if args.wants(&format!("group/{}", l.name())) {
             let c = cell.clone();
-            cs.push(Contender::new(format!("group/{}", l.name()), move |_| {
-                let mut p = c.borrow_mut();
-                for _ in 0..group_commits {
-                    p.commit(GROUP);
-                }
-                (group_commits * GROUP, group_commits)
-            }));
+            cs.push(Contender::counting_commits(
+                format!("group/{}", l.name()),
+                move |_| {
+                    let mut p = c.borrow_mut();
+                    for _ in 0..group_commits {
+                        p.commit(GROUP);
+                    }
+                    (group_commits * GROUP, group_commits)
+                },
+            ));
         }
     }
     if cs.is_empty() {
@@ -655,7 +571,7 @@ fn batch(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)], raw_single: O
     });
     let mut cs: Vec<Contender> = Vec::new();
     if let Some((s, rounds)) = &sql {
-        cs.push(Contender::new("batch/sqlite".into(), move |r| {
+        cs.push(Contender::counting_commits("batch/sqlite", move |r| {
             rounds[r].iter().for_each(|x| {
                 s.exec_batch(x);
             });
@@ -663,7 +579,7 @@ fn batch(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)], raw_single: O
         }));
     }
     if let Some(raw) = &raw {
-        cs.push(Contender::new("batch/raw".into(), move |_| {
+        cs.push(Contender::counting_commits("batch/raw", move |_| {
             for _ in 0..per_round {
                 raw.commit(b, RAW_BYTES_PER_COMMAND);
             }
@@ -671,7 +587,7 @@ fn batch(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)], raw_single: O
         }));
     }
     if let Some((o, rounds)) = &ours {
-        cs.push(Contender::new("batch/ours".into(), move |r| {
+        cs.push(Contender::counting_commits("batch/ours", move |r| {
             rounds[r].iter().for_each(|x| {
                 o.exec_batch(x);
             });
@@ -679,12 +595,15 @@ fn batch(size: &Size, args: &Args, fixtures: &[(Layout, PathBuf)], raw_single: O
         }));
     }
     for (l, p) in probes.iter_mut() {
-        cs.push(Contender::new(format!("batch/{}", l.name()), move |_| {
-            for _ in 0..per_round {
-                p.commit(b);
-            }
-            (per_round * b, per_round)
-        }));
+        cs.push(Contender::counting_commits(
+            format!("batch/{}", l.name()),
+            move |_| {
+                for _ in 0..per_round {
+                    p.commit(b);
+                }
+                (per_round * b, per_round)
+            },
+        ));
     }
     if cs.is_empty() {
         return;

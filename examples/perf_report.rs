@@ -144,58 +144,9 @@ fn usage(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-/// CPU time this process has used so far, all threads (user + system; 10 ms resolution).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime and stime are the 12th
-    // and 13th, in clock ticks (100 per second on Linux).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
-
-/// One engine in an interleaved measurement: runs round `r` and returns the commands it ran.
-struct Contender<'a> {
-    name: &'static str,
-    run: Box<dyn FnMut(usize) -> usize + 'a>,
-    commands: usize,
-    time: Duration,
-    cpu: Duration,
-}
-
-impl<'a> Contender<'a> {
-    fn new(name: &'static str, run: impl FnMut(usize) -> usize + 'a) -> Contender<'a> {
-        Contender {
-            name,
-            run: Box::new(run),
-            commands: 0,
-            time: Duration::ZERO,
-            cpu: Duration::ZERO,
-        }
-    }
-    fn rate(&self) -> f64 {
-        per_sec(self.commands as f64, self.time)
-    }
-}
-
-/// Durable workloads are bound by the disk's flush latency, which drifts on a shared machine:
-/// the engines take turns, round by round (round 0 is a warm-up), so they share the drift.
+/// Runs the contenders interleaved (`common::interleave`) and prints each one's rate and CPU.
 fn interleave(rounds: usize, cs: &mut [Contender]) {
-    for r in 0..=rounds {
-        for c in cs.iter_mut() {
-            let (t, cpu) = (Instant::now(), cpu_time());
-            let n = (c.run)(r);
-            if r > 0 {
-                c.time += t.elapsed();
-                c.cpu += cpu_time().saturating_sub(cpu);
-                c.commands += n;
-            }
-        }
-    }
+    common::interleave(rounds, cs);
     for c in cs.iter() {
         eprintln!(
             "#   {:>22}: {:>9.0} commands/s ({} commands in {:.2}s; CPU {:.1} µs/command)",
@@ -203,7 +154,7 @@ fn interleave(rounds: usize, cs: &mut [Contender]) {
             c.rate(),
             c.commands,
             c.time.as_secs_f64(),
-            c.cpu.as_secs_f64() * 1e6 / c.commands.max(1) as f64
+            c.cpu_us()
         );
     }
 }

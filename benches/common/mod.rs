@@ -1,4 +1,5 @@
-//! Shared workloads for the criterion benches (`benches/*.rs`) and `examples/perf_report.rs`.
+//! Shared workloads for the criterion benches (`benches/*.rs`), `examples/perf_report.rs` and
+//! `examples/layout_probe.rs`, and the interleaved-measurement harness of the two examples.
 //!
 //! Three engines run the same operations:
 //! - **ours**: wallet-ledger through its public API (`Ledger::execute`, `Ledger::snapshot`);
@@ -1275,6 +1276,108 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub fn per_sec(n: f64, d: Duration) -> f64 {
     n / d.as_secs_f64()
+}
+
+// ---- interleaved measurement -----------------------------------------------------------------
+
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+unsafe extern "C" {
+    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+}
+
+fn clock(id: i32) -> Duration {
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { clock_gettime(id, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(t.sec as u64, t.nsec as u32)
+}
+
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_time() -> Duration {
+    clock(3)
+}
+
+/// CPU time this process has used so far, all threads, dead ones included, user and kernel
+/// (`CLOCK_PROCESS_CPUTIME_ID`, nanosecond resolution; `/proc/self/stat` ticks are 10 ms).
+pub fn cpu_time() -> Duration {
+    clock(2)
+}
+
+/// Bytes this process has handed to write(2)/pwrite(2) so far (`wchar` of `/proc/self/io`).
+pub fn written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One engine in an interleaved measurement: runs round `r`, returns (commands, durable commits;
+/// 0 when the caller does not count them).
+pub struct Contender<'a> {
+    pub name: String,
+    run: Box<dyn FnMut(usize) -> (usize, usize) + 'a>,
+    pub commands: usize,
+    pub commits: usize,
+    pub time: Duration,
+    pub cpu: Duration,
+    pub bytes: u64,
+}
+
+impl<'a> Contender<'a> {
+    /// A contender whose rounds return the commands they ran.
+    pub fn new(name: impl Into<String>, mut run: impl FnMut(usize) -> usize + 'a) -> Contender<'a> {
+        Contender::counting_commits(name, move |r| (run(r), 0))
+    }
+    /// A contender whose rounds return (commands, durable commits).
+    pub fn counting_commits(
+        name: impl Into<String>,
+        run: impl FnMut(usize) -> (usize, usize) + 'a,
+    ) -> Contender<'a> {
+        Contender {
+            name: name.into(),
+            run: Box::new(run),
+            commands: 0,
+            commits: 0,
+            time: Duration::ZERO,
+            cpu: Duration::ZERO,
+            bytes: 0,
+        }
+    }
+    pub fn rate(&self) -> f64 {
+        per_sec(self.commands as f64, self.time)
+    }
+    pub fn cpu_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.commands.max(1) as f64
+    }
+    pub fn pages_per_commit(&self) -> f64 {
+        self.bytes as f64 / 4096.0 / self.commits.max(1) as f64
+    }
+}
+
+/// Durable workloads are bound by the disk's flush latency, which drifts on a shared machine:
+/// the engines take turns, round by round (round 0 is a warm-up), so they share the drift.
+pub fn interleave(rounds: usize, cs: &mut [Contender]) {
+    for r in 0..=rounds {
+        for c in cs.iter_mut() {
+            let (t, cpu, w) = (Instant::now(), cpu_time(), written());
+            let (n, k) = (c.run)(r);
+            if r > 0 {
+                c.time += t.elapsed();
+                c.cpu += cpu_time().saturating_sub(cpu);
+                c.bytes += written().saturating_sub(w);
+                c.commands += n;
+                c.commits += k;
+            }
+        }
+    }
 }
 
 /// Runs `per_thread[t]` on thread `t`, all started together; returns the wall time.
