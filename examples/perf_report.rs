@@ -165,17 +165,75 @@ fn rate_of(cs: &[Contender], name: &str) -> Option<f64> {
 
 const ROUNDS: usize = 5;
 
-/// After an append run on both engines: both files hold the same figures (a few wallets, read
+/// Runs, in round `r`, every command of `rounds[r]` as its own durable commit.
+fn singles<'a>(name: &str, e: &'a dyn Engine, rounds: &'a [Vec<Op>]) -> Contender<'a> {
+    Contender::new(name, move |r| {
+        rounds[r].iter().for_each(|x| {
+            e.exec(x);
+        });
+        rounds[r].len()
+    })
+}
+
+/// Runs, in round `r`, every batch of `rounds[r]` as one transaction.
+fn batches<'a>(name: &str, e: &'a dyn Engine, rounds: &'a [Vec<Vec<Op>>]) -> Contender<'a> {
+    Contender::new(name, move |r| {
+        rounds[r]
+            .iter()
+            .map(|b| {
+                e.exec_batch(b);
+                b.len()
+            })
+            .sum()
+    })
+}
+
+/// Runs, in round `r`, `rounds[r][t]` on thread `t`, all threads at once; `exec(t, op)` runs one
+/// command on thread `t`.
+fn threads<'a>(
+    name: &str,
+    rounds: &'a [Vec<Vec<Op>>],
+    exec: impl Fn(usize, &Op) + Sync + 'a,
+) -> Contender<'a> {
+    Contender::new(name, move |r| {
+        run_threads_indexed(&rounds[r], &exec);
+        rounds[r].iter().map(Vec::len).sum()
+    })
+}
+
+/// The warm-up round and `ROUNDS` measured rounds of `per_round` batches of `b` commands each,
+/// round-robin over the wallets.
+fn batch_rounds(clocks: &mut Clocks, per_round: usize, b: usize) -> Vec<Vec<Vec<Op>>> {
+    (0..=ROUNDS)
+        .map(|_| (0..per_round).map(|_| clocks.take_rr(b)).collect())
+        .collect()
+}
+
+/// Fresh, flushed copies of the aged fixture in `scratch`, opened for the engines asked for
+/// (SQLite durable).
+fn open_copy(aged: &AgedFixture, scratch: &Scratch, e: Engines) -> (Option<Ours>, Option<Sql>) {
+    let (op, tp) = aged.copy_into(scratch);
+    (
+        e.ours.then(|| Ours::open(&op)),
+        e.theirs.then(|| Sql::open(&tp, true)),
+    )
+}
+
+fn as_engine<E: Engine>(e: &Option<E>) -> Option<&dyn Engine> {
+    e.as_ref().map(|e| e as &dyn Engine)
+}
+
+/// After an append run on two engines: both files hold the same figures (a few wallets, read
 /// after the last command).
-fn check_same(ours: Option<&Ours>, theirs: Option<&Sql>, wallets: u32, ops: &[Op]) {
-    let (Some(o), Some(s)) = (ours, theirs) else {
+fn check_same(a: Option<&dyn Engine>, b: Option<&dyn Engine>, wallets: u32, ops: &[Op]) {
+    let (Some(a), Some(b)) = (a, b) else {
         return;
     };
     let t = ns(ops.iter().map(Op::at).max().unwrap_or(T0) + 1);
     for w in (0..wallets).step_by((wallets as usize / 4).max(1)) {
         assert_eq!(
-            o.figures(w, t),
-            s.figures(w, t),
+            a.figures(w, t),
+            b.figures(w, t),
             "wallet {w}: both engines agree"
         );
     }
@@ -188,26 +246,14 @@ fn append_single(size: &Size, e: Engines) -> Row {
     let mut clocks = Clocks::new(size.append_wallets, size.append_age);
     let rounds: Vec<Vec<Op>> = (0..=ROUNDS).map(|_| clocks.take_rr(per_round)).collect();
     let scratch = Scratch::new("single");
-    let (op, tp) = aged.copy_into(&scratch);
-    let ours = e.ours.then(|| Ours::open(&op));
-    let theirs = e.theirs.then(|| Sql::open(&tp, true));
+    let (ours, theirs) = open_copy(&aged, &scratch, e);
     let raw = e.baseline.then(|| Raw::create(&scratch.path("raw.redb")));
     let mut cs = Vec::new();
     if let Some(o) = &ours {
-        cs.push(Contender::new("ours", |r| {
-            rounds[r].iter().for_each(|x| {
-                o.exec(x);
-            });
-            rounds[r].len()
-        }));
+        cs.push(singles("ours", o, &rounds));
     }
     if let Some(s) = &theirs {
-        cs.push(Contender::new("SQLite", |r| {
-            rounds[r].iter().for_each(|x| {
-                s.exec(x);
-            });
-            rounds[r].len()
-        }));
+        cs.push(singles("SQLite", s, &rounds));
     }
     if let Some(raw) = &raw {
         cs.push(Contender::new("raw redb", |r| {
@@ -228,8 +274,8 @@ fn append_single(size: &Size, e: Engines) -> Row {
     );
     drop(cs);
     check_same(
-        ours.as_ref(),
-        theirs.as_ref(),
+        as_engine(&ours),
+        as_engine(&theirs),
         size.append_wallets,
         &rounds.concat(),
     );
@@ -253,30 +299,16 @@ fn append_batch(size: &Size, e: Engines) -> Row {
     let b = size.batch_size;
     let per_round = size.batches.div_ceil(ROUNDS);
     let mut clocks = Clocks::new(size.append_wallets, size.append_age);
-    let rounds: Vec<Vec<Vec<Op>>> = (0..=ROUNDS)
-        .map(|_| (0..per_round).map(|_| clocks.take_rr(b)).collect())
-        .collect();
+    let rounds = batch_rounds(&mut clocks, per_round, b);
     let scratch = Scratch::new("batch");
-    let (op, tp) = aged.copy_into(&scratch);
-    let ours = e.ours.then(|| Ours::open(&op));
-    let theirs = e.theirs.then(|| Sql::open(&tp, true));
+    let (ours, theirs) = open_copy(&aged, &scratch, e);
     let raw = e.baseline.then(|| Raw::create(&scratch.path("raw.redb")));
     let mut cs = Vec::new();
     if let Some(o) = &ours {
-        cs.push(Contender::new("ours", |r| {
-            rounds[r].iter().for_each(|x| {
-                o.exec_batch(x);
-            });
-            rounds[r].len() * b
-        }));
+        cs.push(batches("ours", o, &rounds));
     }
     if let Some(s) = &theirs {
-        cs.push(Contender::new("SQLite", |r| {
-            rounds[r].iter().for_each(|x| {
-                s.exec_batch(x);
-            });
-            rounds[r].len() * b
-        }));
+        cs.push(batches("SQLite", s, &rounds));
     }
     if let Some(raw) = &raw {
         cs.push(Contender::new("raw redb", |r| {
@@ -295,8 +327,8 @@ fn append_batch(size: &Size, e: Engines) -> Row {
     );
     drop(cs);
     check_same(
-        ours.as_ref(),
-        theirs.as_ref(),
+        as_engine(&ours),
+        as_engine(&theirs),
         size.append_wallets,
         &rounds.concat().concat(),
     );
@@ -314,51 +346,38 @@ fn append_batch(size: &Size, e: Engines) -> Row {
 
 fn append_group(size: &Size, e: Engines) -> Row {
     let aged = aged_fixture(size);
-    let threads = size.group_threads;
+    let threads_n = size.group_threads;
     let per = size.group_per_thread.div_ceil(ROUNDS);
     let mut clocks = Clocks::new(size.append_wallets, size.append_age);
     // Our own single-command rate, measured in the same run on the same file. Commands are
     // generated in the order they run, so no wallet ever sees a command older than its last.
     let single_per_round = size.single_cmds.div_ceil(ROUNDS);
     let mut rounds: Vec<Vec<Vec<Op>>> = Vec::new();
-    let mut singles: Vec<Vec<Op>> = Vec::new();
+    let mut single_rounds: Vec<Vec<Op>> = Vec::new();
     for _ in 0..=ROUNDS {
-        rounds.push(clocks.take_threads(threads, per));
-        singles.push(clocks.take_rr(single_per_round));
+        rounds.push(clocks.take_threads(threads_n, per));
+        single_rounds.push(clocks.take_rr(single_per_round));
     }
     let scratch = Scratch::new("group");
-    let (op, tp) = aged.copy_into(&scratch);
-    let ours = e.ours.then(|| Ours::open(&op));
     // As we would ship SQLite: one connection behind a mutex (one writer at a time; a mutex is
     // kinder than busy-waiting on the database lock).
-    let theirs = e.theirs.then(|| Sql::open(&tp, true));
+    let (ours, theirs) = open_copy(&aged, &scratch, e);
     let mut cs = Vec::new();
     if let Some(o) = &ours {
-        cs.push(Contender::new("ours, 16 threads", |r| {
-            run_threads(rounds[r].clone(), |x| {
-                o.exec(x);
-            });
-            threads * per
+        cs.push(threads("ours, 16 threads", &rounds, |_, x| {
+            o.exec(x);
         }));
     }
     if let Some(s) = &theirs {
-        cs.push(Contender::new("SQLite, 16 threads", |r| {
-            run_threads(rounds[r].clone(), |x| {
-                s.exec(x);
-            });
-            threads * per
+        cs.push(threads("SQLite, 16 threads", &rounds, |_, x| {
+            s.exec(x);
         }));
     }
     if let Some(o) = &ours {
-        cs.push(Contender::new("ours, 1 thread", |r| {
-            singles[r].iter().for_each(|x| {
-                o.exec(x);
-            });
-            singles[r].len()
-        }));
+        cs.push(singles("ours, 1 thread", o, &single_rounds));
     }
     eprintln!(
-        "# append_group_commit_16: {ROUNDS} rounds of {threads} threads x {per} commands, each individually durable"
+        "# append_group_commit_16: {ROUNDS} rounds of {threads_n} threads x {per} commands, each individually durable"
     );
     interleave(ROUNDS, &mut cs);
     let ours = rate_of(&cs, "ours, 16 threads");
@@ -378,6 +397,28 @@ fn append_group(size: &Size, e: Engines) -> Row {
     }
 }
 
+/// Times one read per key (after reading every key of `warm`), prints the latency percentiles
+/// and returns reads/s.
+fn timed_reads<K: Copy, R>(
+    name: &str,
+    warm: &[K],
+    keys: &[K],
+    mut read: impl FnMut(K) -> R,
+) -> f64 {
+    for &k in warm {
+        std::hint::black_box(read(k));
+    }
+    let lat = keys
+        .iter()
+        .map(|&k| {
+            let t = Instant::now();
+            std::hint::black_box(read(k));
+            t.elapsed()
+        })
+        .collect();
+    latency_report(name, lat)
+}
+
 fn latency_report(name: &str, mut lat: Vec<Duration>) -> f64 {
     let total: Duration = lat.iter().sum();
     lat.sort_unstable();
@@ -391,6 +432,44 @@ fn latency_report(name: &str, mut lat: Vec<Duration>) -> f64 {
     per_sec(lat.len() as f64, total)
 }
 
+/// The figures of wallets `keys`, one read each, at `t`, on the read fixture `f` (after reading
+/// `warm`): (ours, SQLite, raw redb) reads/s. Both engines must read the same figures (checked on
+/// a sample of the keys). The raw redb floor is one read transaction and one point get in a table
+/// of `raw_rows` 256-byte rows, for each of `raw_keys` (1-based).
+fn read_rates(
+    f: &ReadFixture,
+    e: Engines,
+    (warm, keys, t): (&[u32], &[u32], i64),
+    (raw_rows, raw_keys): (u32, &[u64]),
+) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let sample: Vec<u32> = keys
+        .iter()
+        .step_by((keys.len() / 16).max(1))
+        .copied()
+        .collect();
+    let mut expect = None;
+    let mut rate = |name: &str, engine: &dyn Engine| {
+        let got: Vec<Figs> = sample.iter().map(|&w| engine.figures(w, t)).collect();
+        match &expect {
+            Some(x) => assert_eq!(&got, x, "both engines read the same figures"),
+            None => expect = Some(got),
+        }
+        timed_reads(name, warm, keys, |w| engine.figures(w, t))
+    };
+    let ours = e.ours.then(|| rate("ours", &Ours::open(&f.ours())));
+    let theirs = e
+        .theirs
+        .then(|| rate("SQLite", &Sql::open(&f.theirs(), true)));
+    let baseline = e.baseline.then(|| {
+        let scratch = Scratch::new("readraw");
+        let raw = Raw::create(&scratch.path("raw.redb"));
+        raw.commit(raw_rows as usize, 256);
+        let warm = &raw_keys[..warm.len().min(raw_keys.len())];
+        timed_reads("raw redb get", warm, raw_keys, |k| raw.get(k))
+    });
+    (ours, theirs, baseline)
+}
+
 fn read_wallet(size: &Size, e: Engines) -> Row {
     let f = read_fixture(size);
     let n = size.reads;
@@ -399,64 +478,15 @@ fn read_wallet(size: &Size, e: Engines) -> Row {
         "# read_wallet_1m_events: wallet with {} events among {} wallets; {n} reads at last event + {READ_DELTA}s",
         f.big_events, size.wallets
     );
-    let mut expect = None;
-    let ours = e.ours.then(|| {
-        let o = Ours::open(&f.ours());
-        for _ in 0..warm {
-            o.figures(f.big, f.t_read);
-        }
-        expect = Some(o.figures(f.big, f.t_read));
-        let lat = (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(o.figures(f.big, f.t_read));
-                t.elapsed()
-            })
-            .collect();
-        latency_report("ours", lat)
-    });
-    let theirs = e.theirs.then(|| {
-        let s = Sql::open(&f.theirs(), true);
-        for _ in 0..warm {
-            s.figures(f.big, f.t_read);
-        }
-        if let Some(x) = expect {
-            assert_eq!(
-                s.figures(f.big, f.t_read),
-                x,
-                "both engines read the same figures"
-            );
-        }
-        let lat = (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(s.figures(f.big, f.t_read));
-                t.elapsed()
-            })
-            .collect();
-        latency_report("SQLite", lat)
-    });
-    let baseline = e.baseline.then(|| {
-        // Floor: one read transaction and one point get in a table of `wallets` 256-byte rows.
-        let scratch = Scratch::new("readraw");
-        let raw = Raw::create(&scratch.path("raw.redb"));
-        raw.commit(size.wallets as usize, 256);
-        let keys: Vec<u64> = (0..n as u64)
-            .map(|i| 1 + (i * 7919) % u64::from(size.wallets))
-            .collect();
-        for k in keys.iter().take(warm) {
-            raw.get(*k);
-        }
-        let lat = keys
-            .iter()
-            .map(|k| {
-                let t = Instant::now();
-                std::hint::black_box(raw.get(*k));
-                t.elapsed()
-            })
-            .collect();
-        latency_report("raw redb get", lat)
-    });
+    let raw_keys: Vec<u64> = (0..n as u64)
+        .map(|i| 1 + (i * 7919) % u64::from(size.wallets))
+        .collect();
+    let (ours, theirs, baseline) = read_rates(
+        &f,
+        e,
+        (&vec![f.big; warm], &vec![f.big; n], f.t_read),
+        (size.wallets, &raw_keys),
+    );
     Row {
         workload: "read_wallet_1m_events",
         ours,

@@ -215,6 +215,42 @@ impl Figs {
     }
 }
 
+/// What the append and read workloads ask of an engine (wallet-ledger or SQLite), so one piece
+/// of harness code serves both.
+pub trait Engine: Sync {
+    /// One command, one durable commit (when the engine was opened durable). Returns the events
+    /// appended.
+    fn exec(&self, op: &Op) -> u64;
+    /// Commands in one transaction, one commit.
+    fn exec_batch(&self, ops: &[Op]) -> u64;
+    /// The wallet's figures at `t` (ns), at or after its last event.
+    fn figures(&self, w: u32, t: i64) -> Figs;
+}
+
+impl Engine for Ours {
+    fn exec(&self, op: &Op) -> u64 {
+        Ours::exec(self, op)
+    }
+    fn exec_batch(&self, ops: &[Op]) -> u64 {
+        Ours::exec_batch(self, ops)
+    }
+    fn figures(&self, w: u32, t: i64) -> Figs {
+        Ours::figures(self, w, t)
+    }
+}
+
+impl Engine for Sql {
+    fn exec(&self, op: &Op) -> u64 {
+        Sql::exec(self, op)
+    }
+    fn exec_batch(&self, ops: &[Op]) -> u64 {
+        Sql::exec_batch(self, ops)
+    }
+    fn figures(&self, w: u32, t: i64) -> Figs {
+        Sql::figures(self, w, t)
+    }
+}
+
 // ---- ours ----------------------------------------------------------------------------------------
 
 pub struct Ours {
@@ -927,31 +963,40 @@ impl AgedFixture {
         self.dir.join("theirs.sqlite")
     }
 
-    /// Copies both files into `scratch` and opens them (SQLite durable).
+    /// Copies both files into `scratch` (flushed, see `copy_flushed`): (ours, theirs).
     pub fn copy_into(&self, scratch: &Scratch) -> (PathBuf, PathBuf) {
-        let o = scratch.path("ours.redb");
-        let t = scratch.path("theirs.sqlite");
-        for (from, to) in [(self.ours(), &o), (self.theirs(), &t)] {
-            std::fs::copy(from, to).unwrap();
-            // Flush the copy now, or the first measured fsync would pay for writing it.
-            std::fs::File::open(to).unwrap().sync_all().unwrap();
-        }
-        (o, t)
+        (
+            copy_flushed(&self.ours(), scratch, "ours.redb"),
+            copy_flushed(&self.theirs(), scratch, "theirs.sqlite"),
+        )
     }
 }
 
+/// Copies `from` into `scratch` as `name` and flushes the copy, or the first measured fsync would
+/// pay for writing it.
+pub fn copy_flushed(from: &Path, scratch: &Scratch, name: &str) -> PathBuf {
+    let to = scratch.path(name);
+    std::fs::copy(from, &to).unwrap();
+    std::fs::File::open(&to).unwrap().sync_all().unwrap();
+    to
+}
+
 pub fn aged_fixture(size: &Size) -> AgedFixture {
+    aged_fixture_at(size.append_wallets, size.append_age)
+}
+
+/// `wallets` wallets that have each had `age` commands, applied round-robin in commits of 1,000
+/// commands; the two engines are built side by side, one thread each.
+pub fn aged_fixture_at(wallets: u32, age: u64) -> AgedFixture {
     let dir = fixtures_dir().join(format!(
-        "aged-w{}-k{}-v{FIXTURE_VERSION}-s{}",
-        size.append_wallets,
-        size.append_age,
+        "aged-w{wallets}-k{age}-v{FIXTURE_VERSION}-s{}",
         wallet_ledger::storage::codec::SCHEMA_VERSION
     ));
     if dir.join("done").exists() {
         let f = AgedFixture { dir: dir.clone() };
         // A cached file written by an older build of the ledger (the record format may change
         // between commits) must not be measured: both engines must still read the same figures.
-        let last = ns(T0 + (size.append_age as i64 - 1) * STEP + 1);
+        let last = ns(T0 + (age as i64 - 1) * STEP + 1);
         if still_agrees(&dir, || {
             let (o, s) = (Ours::open(&f.ours()), Sql::open(&f.theirs(), false));
             o.figures(0, last) == s.figures(0, last)
@@ -960,24 +1005,31 @@ pub fn aged_fixture(size: &Size) -> AgedFixture {
         }
     }
     let started = Instant::now();
+    eprintln!(
+        "# building {} (cached for later runs)...",
+        dir.file_name().unwrap().to_string_lossy()
+    );
     let tmp = dir.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
-    {
-        let ours = Ours::create(&tmp.join("ours.redb"), size.append_wallets);
-        let theirs = Sql::create(&tmp.join("theirs.sqlite"), size.append_wallets, false);
-        let mut clocks = Clocks::new(size.append_wallets, 0);
-        let total = size.append_wallets as usize * size.append_age as usize;
+    let total = wallets as usize * age as usize;
+    let build = |e: &dyn Engine| {
+        let mut clocks = Clocks::new(wallets, 0);
         let mut done = 0;
         while done < total {
             let n = (total - done).min(1000);
-            let ops = clocks.take_rr(n);
-            ours.exec_batch(&ops);
-            theirs.exec_batch(&ops);
+            e.exec_batch(&clocks.take_rr(n));
             done += n;
         }
-        theirs.checkpoint();
-    }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| build(&Ours::create(&tmp.join("ours.redb"), wallets)));
+        s.spawn(|| {
+            let theirs = Sql::create(&tmp.join("theirs.sqlite"), wallets, false);
+            build(&theirs);
+            theirs.checkpoint();
+        });
+    });
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).unwrap();
     std::fs::write(dir.join("done"), b"").unwrap();
@@ -1385,14 +1437,23 @@ pub fn run_threads<F>(per_thread: Vec<Vec<Op>>, f: F) -> Duration
 where
     F: Fn(&Op) + Sync,
 {
+    run_threads_indexed(&per_thread, |_, op| f(op))
+}
+
+/// `run_threads`, with `f` told which thread (the index into `per_thread`) it runs on: for
+/// per-thread resources such as one SQLite connection each.
+pub fn run_threads_indexed<F>(per_thread: &[Vec<Op>], f: F) -> Duration
+where
+    F: Fn(usize, &Op) + Sync,
+{
     let barrier = std::sync::Barrier::new(per_thread.len() + 1);
     std::thread::scope(|s| {
-        for ops in &per_thread {
+        for (t, ops) in per_thread.iter().enumerate() {
             let (barrier, f) = (&barrier, &f);
             s.spawn(move || {
                 barrier.wait();
                 for op in ops {
-                    f(op);
+                    f(t, op);
                 }
             });
         }
