@@ -18,13 +18,16 @@
 mod common;
 
 use common::*;
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-const WORKLOADS: [&str; 6] = [
+const WORKLOADS: [&str; 8] = [
     "append_single_durable",
+    "append_single_vs_raw_redb",
     "append_batch_1000",
     "append_group_commit_16",
+    "append_group_vs_sqlite_16",
     "read_wallet_1m_events",
     "replay_as_of_1m_events",
     "storage_bytes_per_event",
@@ -116,15 +119,27 @@ fn main() {
     let size = if quick { Size::quick() } else { Size::full() };
     let started = Instant::now();
     eprintln!("# size {size:?}");
+    // Measurements that more than one row is read from, taken once per run.
+    let mut measured: HashMap<&str, Rates> = HashMap::new();
     for w in WORKLOADS {
         if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == w)) {
             continue;
         }
         let t = Instant::now();
         let row = match w {
-            "append_single_durable" => append_single(&size, engines),
+            "append_single_durable" | "append_single_vs_raw_redb" => single_row(
+                w,
+                measured
+                    .entry("single")
+                    .or_insert_with(|| append_single(&size, engines)),
+            ),
             "append_batch_1000" => append_batch(&size, engines),
-            "append_group_commit_16" => append_group(&size, engines),
+            "append_group_commit_16" | "append_group_vs_sqlite_16" => group_row(
+                w,
+                measured
+                    .entry("group")
+                    .or_insert_with(|| append_group(&size, engines)),
+            ),
             "read_wallet_1m_events" => read_wallet(&size, engines),
             "replay_as_of_1m_events" => replay_as_of(&size, engines),
             "storage_bytes_per_event" => storage(&size),
@@ -144,8 +159,18 @@ fn usage(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-/// Runs the contenders interleaved (`common::interleave`) and prints each one's rate and CPU.
-fn interleave(rounds: usize, cs: &mut [Contender]) {
+/// Rates (commands/s) of one interleaved measurement, by contender name.
+struct Rates(Vec<(String, f64)>);
+
+impl Rates {
+    fn of(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|(n, _)| n == name).map(|&(_, r)| r)
+    }
+}
+
+/// Runs the contenders interleaved (`common::interleave`), prints each one's rate and CPU and
+/// returns the rates.
+fn interleave(rounds: usize, cs: &mut [Contender]) -> Rates {
     common::interleave(rounds, cs);
     for c in cs.iter() {
         eprintln!(
@@ -157,10 +182,7 @@ fn interleave(rounds: usize, cs: &mut [Contender]) {
             c.cpu_us()
         );
     }
-}
-
-fn rate_of(cs: &[Contender], name: &str) -> Option<f64> {
-    cs.iter().find(|c| c.name == name).map(Contender::rate)
+    Rates(cs.iter().map(|c| (c.name.clone(), c.rate())).collect())
 }
 
 const ROUNDS: usize = 5;
@@ -239,7 +261,9 @@ fn check_same(a: Option<&dyn Engine>, b: Option<&dyn Engine>, wallets: u32, ops:
     }
 }
 
-fn append_single(size: &Size, e: Engines) -> Row {
+/// One command per durable commit, round-robin over the aged fixture's wallets: ours, SQLite
+/// and raw redb (one 512-byte insert per commit).
+fn append_single(size: &Size, e: Engines) -> Rates {
     let aged = aged_fixture(size);
     let n = size.single_cmds;
     let per_round = n.div_ceil(ROUNDS);
@@ -266,12 +290,7 @@ fn append_single(size: &Size, e: Engines) -> Row {
     eprintln!(
         "# append_single_durable: {ROUNDS} rounds of {per_round} commands, one durable commit each"
     );
-    interleave(ROUNDS, &mut cs);
-    let rates = (
-        rate_of(&cs, "ours"),
-        rate_of(&cs, "SQLite"),
-        rate_of(&cs, "raw redb"),
-    );
+    let rates = interleave(ROUNDS, &mut cs);
     drop(cs);
     check_same(
         as_engine(&ours),
@@ -279,18 +298,24 @@ fn append_single(size: &Size, e: Engines) -> Row {
         size.append_wallets,
         &rounds.concat(),
     );
-    let (ours, theirs, baseline) = rates;
-    eprintln!(
-        "#   ours/raw redb = {:?} (target >= 0.7)",
-        div(ours, baseline).map(round)
-    );
+    rates
+}
+
+/// `append_single_durable` (ratio against SQLite) and `append_single_vs_raw_redb` (against raw
+/// redb's durable commits): two rows of one measurement.
+fn single_row(workload: &'static str, m: &Rates) -> Row {
+    let (ours, theirs, baseline) = (m.of("ours"), m.of("SQLite"), m.of("raw redb"));
     Row {
-        workload: "append_single_durable",
+        workload,
         ours,
         theirs,
         baseline,
         unit: "commands/s",
-        ratio: div(ours, theirs),
+        ratio: if workload == "append_single_vs_raw_redb" {
+            div(ours, baseline)
+        } else {
+            div(ours, theirs)
+        },
     }
 }
 
@@ -319,12 +344,8 @@ fn append_batch(size: &Size, e: Engines) -> Row {
         }));
     }
     eprintln!("# append_batch_1000: {ROUNDS} rounds of {per_round} batches of {b} commands");
-    interleave(ROUNDS, &mut cs);
-    let rates = (
-        rate_of(&cs, "ours"),
-        rate_of(&cs, "SQLite"),
-        rate_of(&cs, "raw redb"),
-    );
+    let m = interleave(ROUNDS, &mut cs);
+    let rates = (m.of("ours"), m.of("SQLite"), m.of("raw redb"));
     drop(cs);
     check_same(
         as_engine(&ours),
@@ -344,7 +365,11 @@ fn append_batch(size: &Size, e: Engines) -> Row {
     }
 }
 
-fn append_group(size: &Size, e: Engines) -> Row {
+/// 16 threads, each command individually durable, each thread on wallets of its own: ours
+/// (clones of one `Ledger`), SQLite with one connection behind a mutex, SQLite with a connection
+/// per thread (WAL, `synchronous=FULL`, the 30 s busy timeout of `Sql::open`: writers wait on the
+/// database lock), and ours on one thread (the single-command rate, same run, same file).
+fn append_group(size: &Size, e: Engines) -> Rates {
     let aged = aged_fixture(size);
     let threads_n = size.group_threads;
     let per = size.group_per_thread.div_ceil(ROUNDS);
@@ -359,41 +384,80 @@ fn append_group(size: &Size, e: Engines) -> Row {
         single_rounds.push(clocks.take_rr(single_per_round));
     }
     let scratch = Scratch::new("group");
-    // As we would ship SQLite: one connection behind a mutex (one writer at a time; a mutex is
-    // kinder than busy-waiting on the database lock).
     let (ours, theirs) = open_copy(&aged, &scratch, e);
+    // The connection-per-thread SQLite works on a copy of its own.
+    let pool: Vec<Sql> = if e.theirs {
+        let path = copy_flushed(&aged.theirs(), &scratch, "pool.sqlite");
+        (0..threads_n).map(|_| Sql::open(&path, true)).collect()
+    } else {
+        Vec::new()
+    };
     let mut cs = Vec::new();
     if let Some(o) = &ours {
-        cs.push(threads("ours, 16 threads", &rounds, |_, x| {
+        cs.push(threads(GROUP_OURS, &rounds, |_, x| {
             o.exec(x);
         }));
     }
     if let Some(s) = &theirs {
-        cs.push(threads("SQLite, 16 threads", &rounds, |_, x| {
+        cs.push(threads(GROUP_SQL_SHARED, &rounds, |_, x| {
             s.exec(x);
         }));
     }
+    if !pool.is_empty() {
+        cs.push(threads(GROUP_SQL_POOL, &rounds, |t, x| {
+            pool[t].exec(x);
+        }));
+    }
     if let Some(o) = &ours {
-        cs.push(singles("ours, 1 thread", o, &single_rounds));
+        cs.push(singles(GROUP_OURS_SINGLE, o, &single_rounds));
     }
     eprintln!(
-        "# append_group_commit_16: {ROUNDS} rounds of {threads_n} threads x {per} commands, each individually durable"
+        "# append_group_commit_16, append_group_vs_sqlite_16: {ROUNDS} rounds of {threads_n} threads x {per} commands, each individually durable"
     );
-    interleave(ROUNDS, &mut cs);
-    let ours = rate_of(&cs, "ours, 16 threads");
-    let theirs = rate_of(&cs, "SQLite, 16 threads");
-    let baseline = rate_of(&cs, "ours, 1 thread");
+    let m = interleave(ROUNDS, &mut cs);
+    drop(cs);
+    let all: Vec<Op> = rounds.concat().concat();
+    check_same(
+        as_engine(&theirs),
+        pool.first().map(|s| s as &dyn Engine),
+        size.append_wallets,
+        &all,
+    );
     eprintln!(
-        "#   ours 16 threads / SQLite 16 threads = {:?}",
-        div(ours, theirs).map(round)
+        "#   ours 16 threads / SQLite 16 threads, one connection = {:?}; / SQLite 16 threads, a connection each = {:?}",
+        div(m.of(GROUP_OURS), m.of(GROUP_SQL_SHARED)).map(round),
+        div(m.of(GROUP_OURS), m.of(GROUP_SQL_POOL)).map(round),
     );
+    m
+}
+
+const GROUP_OURS: &str = "ours, 16 threads";
+const GROUP_SQL_SHARED: &str = "SQLite, 16 threads, 1 connection";
+const GROUP_SQL_POOL: &str = "SQLite, 16 threads, 16 connections";
+const GROUP_OURS_SINGLE: &str = "ours, 1 thread";
+
+/// `append_group_commit_16`: ours on 16 threads against our own single-thread rate (theirs:
+/// SQLite's 16 threads sharing one connection). `append_group_vs_sqlite_16`: ours on 16 threads
+/// against SQLite's 16 threads with a connection each (baseline: SQLite's 16 threads sharing one
+/// connection). Two rows of one measurement.
+fn group_row(workload: &'static str, m: &Rates) -> Row {
+    let ours = m.of(GROUP_OURS);
+    let (theirs, baseline) = if workload == "append_group_vs_sqlite_16" {
+        (m.of(GROUP_SQL_POOL), m.of(GROUP_SQL_SHARED))
+    } else {
+        (m.of(GROUP_SQL_SHARED), m.of(GROUP_OURS_SINGLE))
+    };
     Row {
-        workload: "append_group_commit_16",
+        workload,
         ours,
         theirs,
         baseline,
         unit: "commands/s",
-        ratio: div(ours, baseline),
+        ratio: if workload == "append_group_vs_sqlite_16" {
+            div(ours, theirs)
+        } else {
+            div(ours, baseline)
+        },
     }
 }
 
