@@ -22,12 +22,13 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-const WORKLOADS: [&str; 8] = [
+const WORKLOADS: [&str; 9] = [
     "append_single_durable",
     "append_single_vs_raw_redb",
     "append_batch_1000",
     "append_group_commit_16",
     "append_group_vs_sqlite_16",
+    "append_growth_10x",
     "read_wallet_1m_events",
     "replay_as_of_1m_events",
     "storage_bytes_per_event",
@@ -140,6 +141,7 @@ fn main() {
                     .entry("group")
                     .or_insert_with(|| append_group(&size, engines)),
             ),
+            "append_growth_10x" => append_growth(&size, engines),
             "read_wallet_1m_events" => read_wallet(&size, engines),
             "replay_as_of_1m_events" => replay_as_of(&size, engines),
             "storage_bytes_per_event" => storage(&size),
@@ -458,6 +460,73 @@ fn group_row(workload: &'static str, m: &Rates) -> Row {
         } else {
             div(ours, baseline)
         },
+    }
+}
+
+/// `append_growth_10x`: the ledger holding this many times the small one's commands.
+const GROWTH: u64 = 10;
+
+/// `append_growth_10x`: `append_batch_1000`'s workload (batches of 1,000 commands, round-robin
+/// over the 128 wallets) into two ledgers with the same wallets: the aged fixture (`append_age`
+/// commands per wallet) and one aged `GROWTH` times longer, each engine on fresh copies, all four
+/// interleaved. ratio = ours into the big one / ours into the small one; theirs = SQLite into the
+/// big one, baseline = ours into the small one. SQLite's own big / small ratio goes to stderr.
+/// Both ledgers are in steady state (lots expire during the run); the run itself adds about
+/// `batches × 1000 / 128` commands per wallet to each.
+fn append_growth(size: &Size, e: Engines) -> Row {
+    let ages = [size.append_age, size.append_age * GROWTH];
+    let label = |k: u64| format!("{k} commands/wallet");
+    let b = size.batch_size;
+    let per_round = size.batches.div_ceil(ROUNDS);
+    let fixtures = ages.map(|k| aged_fixture_at(size.append_wallets, k));
+    let scratch = ages.map(|k| Scratch::new(&format!("growth-{k}")));
+    let rounds = ages.map(|k| batch_rounds(&mut Clocks::new(size.append_wallets, k), per_round, b));
+    let opened: Vec<(Option<Ours>, Option<Sql>)> = (0..2)
+        .map(|i| open_copy(&fixtures[i], &scratch[i], e))
+        .collect();
+    let mut cs = Vec::new();
+    for (i, (ours, theirs)) in opened.iter().enumerate() {
+        if let Some(o) = ours {
+            cs.push(batches(&format!("ours, {}", label(ages[i])), o, &rounds[i]));
+        }
+        if let Some(s) = theirs {
+            cs.push(batches(
+                &format!("SQLite, {}", label(ages[i])),
+                s,
+                &rounds[i],
+            ));
+        }
+    }
+    eprintln!(
+        "# append_growth_10x: {ROUNDS} rounds of {per_round} batches of {b} commands into {} and {} commands per wallet ({} wallets)",
+        ages[0], ages[1], size.append_wallets
+    );
+    let m = interleave(ROUNDS, &mut cs);
+    drop(cs);
+    for (i, (ours, theirs)) in opened.iter().enumerate() {
+        check_same(
+            as_engine(ours),
+            as_engine(theirs),
+            size.append_wallets,
+            &rounds[i].concat().concat(),
+        );
+    }
+    let [ours_small, ours_big] = ages.map(|k| m.of(&format!("ours, {}", label(k))));
+    let [sql_small, sql_big] = ages.map(|k| m.of(&format!("SQLite, {}", label(k))));
+    eprintln!(
+        "#   big / small: ours {:?}, SQLite {:?}; ours / SQLite: small {:?}, big {:?}",
+        div(ours_big, ours_small).map(round),
+        div(sql_big, sql_small).map(round),
+        div(ours_small, sql_small).map(round),
+        div(ours_big, sql_big).map(round),
+    );
+    Row {
+        workload: "append_growth_10x",
+        ours: ours_big,
+        theirs: sql_big,
+        baseline: ours_small,
+        unit: "commands/s",
+        ratio: div(ours_big, ours_small),
     }
 }
 
