@@ -887,6 +887,46 @@ fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
 
+/// The disk space a file takes: its allocated blocks (a file with holes takes less than its
+/// length); 0 if there is no such file.
+fn file_allocated(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).map_or(0, |m| m.blocks() * 512)
+}
+
+/// A SQLite database's write-ahead log, beside the main file.
+pub fn wal_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+/// The files of both engines as a workload left them, both still open: no compaction, no
+/// VACUUM, no checkpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct AsWritten {
+    /// The redb file's length, and the disk space it takes.
+    pub ours: u64,
+    pub ours_allocated: u64,
+    /// SQLite's main file plus its WAL (length, disk space), and the WAL's length alone.
+    pub sql: u64,
+    pub sql_allocated: u64,
+    pub sql_wal: u64,
+}
+
+impl AsWritten {
+    pub fn measure(ours: &Path, sql: &Path) -> AsWritten {
+        let wal = wal_path(sql);
+        AsWritten {
+            ours: file_size(ours),
+            ours_allocated: file_allocated(ours),
+            sql: file_size(sql) + file_size(&wal),
+            sql_allocated: file_allocated(sql) + file_allocated(&wal),
+            sql_wal: file_size(&wal),
+        }
+    }
+}
+
 /// Sizes of one run.
 #[derive(Clone, Copy, Debug)]
 pub struct Size {
@@ -1061,6 +1101,8 @@ pub struct ReadFixture {
     pub sql_bytes: u64,
     /// The same event records alone in a compacted redb file: the floor of a log.
     pub raw_log_bytes: u64,
+    /// Both files as the build left them, before compaction and before SQLite's final checkpoint.
+    pub as_written: AsWritten,
     pub build_secs: f64,
 }
 
@@ -1078,6 +1120,11 @@ impl ReadFixture {
             "total_events_sql": self.total_events_sql, "t_read": self.t_read, "t_mid": self.t_mid,
             "events_to_mid": self.events_to_mid, "ours_bytes": self.ours_bytes,
             "sql_bytes": self.sql_bytes, "raw_log_bytes": self.raw_log_bytes,
+            "ours_written": self.as_written.ours,
+            "ours_written_allocated": self.as_written.ours_allocated,
+            "sql_written": self.as_written.sql,
+            "sql_written_allocated": self.as_written.sql_allocated,
+            "sql_wal_written": self.as_written.sql_wal,
             "build_secs": self.build_secs,
         })
     }
@@ -1097,6 +1144,13 @@ impl ReadFixture {
             ours_bytes: u("ours_bytes")?,
             sql_bytes: u("sql_bytes")?,
             raw_log_bytes: u("raw_log_bytes")?,
+            as_written: AsWritten {
+                ours: u("ours_written")?,
+                ours_allocated: u("ours_written_allocated")?,
+                sql: u("sql_written")?,
+                sql_allocated: u("sql_written_allocated")?,
+                sql_wal: u("sql_wal_written")?,
+            },
             build_secs: v.get("build_secs")?.as_f64()?,
         })
     }
@@ -1148,7 +1202,7 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
         dir.file_name().unwrap().to_string_lossy()
     );
     let big = 0u32;
-    let (big_events, last_k) = {
+    let (big_events, last_k, as_written) = {
         let ours = Ours::create(&ours_path, size.wallets);
         let theirs = Sql::create(&sql_path, size.wallets, false);
         // Every other wallet: `small_cmds` commands, in batches across wallets.
@@ -1187,8 +1241,9 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
                 last_report = Instant::now();
             }
         }
+        let as_written = AsWritten::measure(&ours_path, &sql_path);
         theirs.checkpoint();
-        (events, k - 1)
+        (events, k - 1, as_written)
     };
     let last_at = T0 + last_k as i64 * STEP;
     let t_read = ns(last_at + READ_DELTA);
@@ -1227,6 +1282,7 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
         ours_bytes,
         sql_bytes,
         raw_log_bytes,
+        as_written,
         build_secs: started.elapsed().as_secs_f64(),
     };
     std::fs::write(tmp.join("meta.json"), f.to_json().to_string()).unwrap();
