@@ -1029,8 +1029,8 @@ pub fn aged_fixture(size: &Size) -> AgedFixture {
 /// commands; the two engines are built side by side, one thread each.
 pub fn aged_fixture_at(wallets: u32, age: u64) -> AgedFixture {
     let dir = fixtures_dir().join(format!(
-        "aged-w{wallets}-k{age}-v{FIXTURE_VERSION}-s{}",
-        wallet_ledger::storage::codec::SCHEMA_VERSION
+        "aged-w{wallets}-k{age}-v{FIXTURE_VERSION}-f{}",
+        wallet_ledger::storage::FORMAT_VERSION
     ));
     if dir.join("done").exists() {
         let f = AgedFixture { dir: dir.clone() };
@@ -1174,11 +1174,11 @@ pub const BIG_BATCH: usize = 2_000;
 
 pub fn read_fixture(size: &Size) -> ReadFixture {
     let dir = fixtures_dir().join(format!(
-        "read-w{}-e{}-s{}-v{FIXTURE_VERSION}-s{}",
+        "read-w{}-e{}-s{}-v{FIXTURE_VERSION}-f{}",
         size.wallets,
         size.big_events,
         size.small_cmds,
-        wallet_ledger::storage::codec::SCHEMA_VERSION
+        wallet_ledger::storage::FORMAT_VERSION
     ));
     if let Ok(text) = std::fs::read_to_string(dir.join("meta.json"))
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
@@ -1296,35 +1296,30 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
     f
 }
 
-/// Copies wallet-ledger's event records (keys and values as stored) into a fresh redb file with
-/// nothing else, packed the way `Ledger::compact` packs (ascending inserts through a cursor, so
-/// leaves are full rather than split in halves), compacts it, and returns (events, bytes): the
-/// floor of an event log in redb.
+/// Copies wallet-ledger's event records (the log's event slots, keys and values as stored) into a
+/// fresh redb file with nothing else, packed the way `Ledger::compact` packs (ascending inserts
+/// through a cursor, so leaves are full rather than split in halves), compacts it, and returns
+/// (events, bytes): the floor of an event log in redb.
 fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
     let src = redb::Database::open(ours).expect("open ours");
     let dst_db = redb::Database::create(raw).expect("raw log");
     let rt = src.begin_read().unwrap();
-    // Event records are the `wallet_rows` rows of kind EVENT.
-    let events = rt.open_table(wallet_ledger::storage::ROWS).unwrap();
+    let log = rt.open_table(wallet_ledger::storage::LOG).unwrap();
     let mut n = 0u64;
-    let mut it = events
+    let mut it = log
         .iter()
         .unwrap()
-        .filter(|r| {
-            r.as_ref()
-                .map(|(k, _)| k.value()[8] == wallet_ledger::storage::row::EVENT)
-                .unwrap_or(true)
-        })
+        .filter(|r| r.as_ref().map(|(k, _)| k.value().1 == 0).unwrap_or(true))
         .peekable();
     while it.peek().is_some() {
         let txn = dst_db.begin_write().unwrap();
         {
             let mut t = txn
-                .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("events"))
+                .open_table(redb::TableDefinition::<(u64, u32), &[u8]>::new("events"))
                 .unwrap();
             // Keys arrive in ascending order, after every key already in the table.
             let mut at = t
-                .upper_bound_mut(std::ops::Bound::<&[u8]>::Unbounded)
+                .upper_bound_mut(std::ops::Bound::<(u64, u32)>::Unbounded)
                 .unwrap();
             for r in it.by_ref().take(100_000) {
                 let (k, v) = r.unwrap();
@@ -1336,7 +1331,7 @@ fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
         txn.commit().unwrap();
     }
     drop(it);
-    drop(events);
+    drop(log);
     drop(rt);
     let mut dst_db = dst_db;
     while dst_db.compact().unwrap() {}
