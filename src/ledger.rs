@@ -207,6 +207,9 @@ impl Drop for Db {
     }
 }
 
+/// The log table, read-only.
+type LogTable = redb::ReadOnlyTable<(u64, u32), &'static [u8]>;
+
 /// What readers read: the in-memory layer as of the last durable group, over the projection's
 /// read transaction. Immutable once published.
 struct View {
@@ -216,7 +219,7 @@ struct View {
     /// as-of reads): a read transaction begun on first need, which sees at least every record
     /// the layer reflects.
     db: Weak<Db>,
-    log: OnceLock<Result<redb::ReadOnlyTable<(u64, u32), &'static [u8]>, StorageError>>,
+    log: OnceLock<Result<LogTable, StorageError>>,
 }
 
 impl View {
@@ -230,7 +233,7 @@ impl View {
     }
 
     /// The log as of at least this view.
-    fn log(&self) -> Result<&redb::ReadOnlyTable<(u64, u32), &'static [u8]>, StorageError> {
+    fn log(&self) -> Result<&LogTable, StorageError> {
         let t = self.log.get_or_init(|| {
             let db = self
                 .db
@@ -1146,6 +1149,66 @@ impl Ledger {
         Ok(results)
     }
 
+    /// Runs JSON command lines as one command group, exactly as a group of concurrent callers is
+    /// committed (each under its own savepoint, one durable commit). For tests of the group
+    /// path, which concurrent callers reach only by timing. A line that does not parse gets its
+    /// error and is left out of the group.
+    #[doc(hidden)]
+    pub fn execute_lines_as_group(&self, lines: &[&str]) -> Vec<Result<Receipt, CommandError>> {
+        let now = match self.now_ns() {
+            Ok(n) => n,
+            Err(e) => return lines.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut out: Vec<Option<Result<Receipt, CommandError>>> = vec![None; lines.len()];
+        let mut jobs = Vec::new();
+        let mut at = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            match crate::json::parse_line_noted(line) {
+                Ok((req, notes)) => {
+                    jobs.push(Job {
+                        req,
+                        notes,
+                        now,
+                        slot: Arc::new(Mutex::new(None)),
+                    });
+                    at.push(i);
+                }
+                Err((_, e)) => out[i] = Some(Err(e)),
+            }
+        }
+        let flush_due = {
+            let mut g = lock(&self.inner.writer);
+            let results = match g.as_mut() {
+                Some(w) => {
+                    let r = guard(|| self.commit_group(w, &jobs));
+                    if r.is_err() && w.poisoned.is_none() {
+                        w.poisoned = Some("a group commit failed; reopen the ledger".into());
+                    }
+                    r
+                }
+                None => Err(CommandError::new(
+                    ErrorCode::Storage,
+                    "the ledger is closed",
+                )),
+            };
+            Answer(&jobs).fill(results);
+            g.as_ref().is_some_and(|w| {
+                w.poisoned.is_none()
+                    && (w.mem.bytes >= self.inner.budget.memory
+                        || w.mem.events >= self.inner.budget.events)
+            })
+        };
+        if flush_due {
+            let _ = self.flush_if_due();
+        }
+        for (job, i) in jobs.iter().zip(at) {
+            out[i] = lock(&job.slot).take();
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(CommandError::new(ErrorCode::Storage, "unanswered"))))
+            .collect()
+    }
+
     /// Executes a command given as one JSON line (SPEC §9).
     pub fn execute_line(&self, line: &str) -> Result<Receipt, CommandError> {
         match crate::json::parse_line_noted(line) {
@@ -1893,13 +1956,13 @@ impl Reader {
                 d.add_to(f)
                     .map_err(|e| StorageError(format!("wallet {w}: {e}")))?;
             }
-            if peek.tag == Event::TAG_PAYMENT_METHOD_LINKED || peek.tag == Event::TAG_CARD_ISSUED {
-                if let Body::Event { event, .. } = logrec::decode(k, bytes)?.body {
-                    match event {
-                        Event::PaymentMethodLinked(m) => start.methods.push(m),
-                        Event::CardIssued(c) => start.cards.push(c),
-                        _ => {}
-                    }
+            if (peek.tag == Event::TAG_PAYMENT_METHOD_LINKED || peek.tag == Event::TAG_CARD_ISSUED)
+                && let Body::Event { event, .. } = logrec::decode(k, bytes)?.body
+            {
+                match event {
+                    Event::PaymentMethodLinked(m) => start.methods.push(m),
+                    Event::CardIssued(c) => start.cards.push(c),
+                    _ => {}
                 }
             }
             start.at = peek.at;

@@ -345,7 +345,7 @@ fn check_wallet(
                 "{what}: stored figure delta {stored_delta:?}, replay gives {delta:?}"
             ));
         }
-        if seq % CHECKPOINT_EVERY == 0 {
+        if seq.is_multiple_of(CHECKPOINT_EVERY) {
             let ws = tx.wallet_req(w)?;
             match checkpoints.get(&seq) {
                 Some(c) if *c == Checkpoint::of(&ws) => {}

@@ -39,6 +39,9 @@ pub struct L2 {
 
 type R<T> = Result<T, StorageError>;
 
+/// A log record as a range over the log yields it.
+pub type LogEntry = (LogKey, redb::AccessGuard<'static, &'static [u8]>);
+
 /// A stored idempotency record: fingerprint hash, instants as submitted, receipt.
 pub type IdemRecord = ([u8; 32], Vec<Option<i64>>, crate::command::Receipt);
 
@@ -189,10 +192,7 @@ impl L2 {
     }
 
     /// The records strictly after `after`, in key order.
-    pub fn log_after(
-        &self,
-        after: LogKey,
-    ) -> R<impl Iterator<Item = R<(LogKey, redb::AccessGuard<'static, &'static [u8]>)>> + '_> {
+    pub fn log_after(&self, after: LogKey) -> R<impl Iterator<Item = R<LogEntry>> + '_> {
         let it = self
             .log
             .range::<(u64, u32)>((Bound::Excluded(after.tuple()), Bound::Unbounded))?;

@@ -273,11 +273,11 @@ pub fn v2_to_v3(old: &ReadTransaction, new: &WriteTransaction) -> Result<u64, St
             Ok(n)
         };
         if let (Some(positions), Some(rows)) = (&positions, &rows) {
-            let mut expect = 1u64;
-            for r in positions
-                .iter()
-                .map_err(|e| failed("reading the format 2 log", &e))?
-            {
+            for (expect, r) in (1u64..).zip(
+                positions
+                    .iter()
+                    .map_err(|e| failed("reading the format 2 log", &e))?,
+            ) {
                 let (k, v) = r.map_err(|e| failed("reading the format 2 log", &e))?;
                 let pos = k.value();
                 if pos != expect {
@@ -286,7 +286,6 @@ pub fn v2_to_v3(old: &ReadTransaction, new: &WriteTransaction) -> Result<u64, St
                         &format!("position {pos} follows {}", expect - 1),
                     ));
                 }
-                expect += 1;
                 let v = v.value();
                 if v.len() != 16 {
                     return Err(failed(
