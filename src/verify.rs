@@ -589,14 +589,28 @@ fn compare_records(
                         .is_some_and(|no| v.value() == no.to_be_bytes());
                 !ok
             }
-            Some(kind::LOTS) => !chunk_ok::<Lot>(v.value(), |l| {
-                c.lots.get(&(w, l.no)) == Some(l) && !st::lot_is_live(w, l)
-            }),
+            Some(kind::LOTS) => !match codec::decode_lots("lot chunk", v.value()) {
+                Ok(lots) => {
+                    !lots.is_empty()
+                        && lots
+                            .iter()
+                            .all(|l| c.lots.get(&(w, l.no)) == Some(l) && !st::lot_is_live(w, l))
+                }
+                Err(_) => false,
+            },
             Some(kind::HOLDS) => !chunk_ok::<HoldRec>(v.value(), |h| {
                 c.holds.get(&(w, h.no)) == Some(h) && !st::hold_is_open(h)
             }),
             Some(kind::REDEMPTIONS) => {
-                !chunk_ok::<RedemptionRec>(v.value(), |r| c.redemptions.get(&(w, r.no)) == Some(r))
+                !match codec::decode_redemptions("redemption chunk", v.value()) {
+                    Ok(reds) => {
+                        !reds.is_empty()
+                            && reds
+                                .iter()
+                                .all(|r| c.redemptions.get(&(w, r.rec.no)) == Some(&r.rec))
+                    }
+                    Err(_) => false,
+                }
             }
             Some(kind::SLICES | kind::LIFECYCLE | kind::CHECKPOINT | kind::EVENTS) => false,
             _ => true,

@@ -12,7 +12,7 @@
 //! rejected, and every failure is a [`StorageError`] naming the record.
 
 use crate::domain::event::Event;
-use crate::domain::state::{Delta, Lot, PocketState, WalletState};
+use crate::domain::state::{Delta, Lot, PocketState, RedemptionRec, Slice, WalletState};
 use crate::error::StorageError;
 use crate::limits::MAX_EVENT_BYTES;
 use crate::model::{Card, Figures, Order, PaymentMethod, Status};
@@ -289,20 +289,6 @@ pub fn decode_seq<T: Decode<()>>(
     decode_seq_with(what, bytes, |b| decode_prefix(what, b))
 }
 
-/// [`decode_seq`] of lots, each by the direct reader when it can.
-pub fn decode_lots_prefix(
-    what: &dyn Fn() -> String,
-    bytes: &[u8],
-) -> Result<(Vec<Lot>, usize), StorageError> {
-    decode_seq_with(what, bytes, |b| {
-        let mut q = Quick(b);
-        match quick_lot_body(&mut q) {
-            Some(l) => Ok((l, b.len() - q.0.len())),
-            None => decode_prefix(what, b),
-        }
-    })
-}
-
 /// A reader of bincode `standard()` encodings (varint integers, zigzag signed, one-byte bools
 /// and option tags, length-prefixed UTF-8 strings). For each type it accepts exactly what
 /// bincode 2.0.1 accepts, with the same value; anything else it declines (`None`) and the caller
@@ -411,6 +397,281 @@ impl Quick<'_> {
         let (s, rest) = self.0.split_at(n);
         self.0 = rest;
         std::str::from_utf8(s).ok().map(str::to_owned)
+    }
+}
+
+// ---- compact projection records (file format 3) ----------------------------------------------
+//
+// Lots and redemptions are most of the projection's bytes, so rows and chunks store them in a
+// compact form of their own rather than as bincode structs: what follows from other fields (an id
+// that is the canonical name of the record's number, an activation at issue, the consumption-order
+// key of the program's order) is a flag, not bytes. Integers are bincode `standard()` varints.
+
+/// Allocations kept inside their redemption's record when there are at most this many; more go
+/// to slice chunks.
+pub const INLINE_SLICES: u32 = 8;
+
+fn put<T: Encode>(out: &mut Vec<u8>, v: T) {
+    encode_into(&v, out);
+}
+
+const LOT_ACTIVATED: u8 = 1;
+const LOT_CANONICAL_ID: u8 = 2;
+const LOT_ACTIVATES_AT_ISSUE: u8 = 4;
+const LOT_EXPIRES: u8 = 8;
+const LOT_ORDER_BY_EXPIRY: u8 = 16;
+const LOT_ORDER_ZERO: u8 = 32;
+
+/// Appends a lot in its compact form.
+pub fn put_lot(out: &mut Vec<u8>, l: &Lot) {
+    use crate::domain::state::NameKind;
+    let mut flags = 0u8;
+    if l.activated {
+        flags |= LOT_ACTIVATED;
+    }
+    let canonical = NameKind::Lot.canonical_no(&l.id) == Some(l.no);
+    if canonical {
+        flags |= LOT_CANONICAL_ID;
+    }
+    if l.activates_at == l.issued_at {
+        flags |= LOT_ACTIVATES_AT_ISSUE;
+    }
+    if l.expires_at.is_some() {
+        flags |= LOT_EXPIRES;
+    }
+    if l.order_key == l.expires_at.unwrap_or(i64::MAX) {
+        flags |= LOT_ORDER_BY_EXPIRY;
+    } else if l.order_key == 0 {
+        flags |= LOT_ORDER_ZERO;
+    }
+    put(out, l.no);
+    out.push(flags);
+    if !canonical {
+        put(out, l.id.as_str());
+    }
+    put(out, l.pocket);
+    for v in [l.amount, l.free, l.held, l.spent, l.refunded, l.expired] {
+        put(out, v);
+    }
+    put(out, l.issued_at);
+    if flags & LOT_ACTIVATES_AT_ISSUE == 0 {
+        put(out, l.activates_at);
+    }
+    if let Some(e) = l.expires_at {
+        put(out, e);
+    }
+    if flags & (LOT_ORDER_BY_EXPIRY | LOT_ORDER_ZERO) == 0 {
+        put(out, l.order_key);
+    }
+}
+
+fn get_lot(q: &mut Quick) -> Option<Lot> {
+    let no = q.u32()?;
+    let flags = q.byte()?;
+    if flags & !63 != 0 {
+        return None;
+    }
+    let id = if flags & LOT_CANONICAL_ID != 0 {
+        format!("lot-{no}")
+    } else {
+        q.string()?
+    };
+    let pocket = q.u16()?;
+    let mut v = [0u128; 6];
+    for x in &mut v {
+        *x = q.u128()?;
+    }
+    let issued_at = q.i64()?;
+    let activates_at = if flags & LOT_ACTIVATES_AT_ISSUE != 0 {
+        issued_at
+    } else {
+        q.i64()?
+    };
+    let expires_at = if flags & LOT_EXPIRES != 0 {
+        Some(q.i64()?)
+    } else {
+        None
+    };
+    let order_key = if flags & LOT_ORDER_BY_EXPIRY != 0 {
+        expires_at.unwrap_or(i64::MAX)
+    } else if flags & LOT_ORDER_ZERO != 0 {
+        0
+    } else {
+        q.i64()?
+    };
+    Some(Lot {
+        no,
+        id,
+        pocket,
+        amount: v[0],
+        free: v[1],
+        held: v[2],
+        spent: v[3],
+        refunded: v[4],
+        expired: v[5],
+        issued_at,
+        activates_at,
+        expires_at,
+        activated: flags & LOT_ACTIVATED != 0,
+        order_key,
+    })
+}
+
+const RED_CANONICAL_ID: u8 = 1;
+const RED_INLINE: u8 = 2;
+
+/// A redemption as a chunk stores it: the record, and its allocations when they are inline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRedemption {
+    pub rec: RedemptionRec,
+    pub slices: Option<Vec<Slice>>,
+}
+
+pub fn put_redemption(out: &mut Vec<u8>, r: &StoredRedemption) {
+    use crate::domain::state::NameKind;
+    let canonical = NameKind::Redemption.canonical_no(&r.rec.id) == Some(r.rec.no);
+    let mut flags = 0u8;
+    if canonical {
+        flags |= RED_CANONICAL_ID;
+    }
+    if r.slices.is_some() {
+        flags |= RED_INLINE;
+    }
+    put(out, r.rec.no);
+    out.push(flags);
+    if !canonical {
+        put(out, r.rec.id.as_str());
+    }
+    put(out, r.rec.pocket);
+    put(out, r.rec.amount);
+    put(out, r.rec.refunded);
+    put(out, r.rec.allocs);
+    put(out, r.rec.refund_pos);
+    put(out, r.rec.refund_part);
+    if let Some(v) = &r.slices {
+        for s in v {
+            put(out, s.lot);
+            put(out, s.units);
+        }
+    }
+}
+
+fn get_redemption(q: &mut Quick) -> Option<StoredRedemption> {
+    let no = q.u32()?;
+    let flags = q.byte()?;
+    if flags & !3 != 0 {
+        return None;
+    }
+    let id = if flags & RED_CANONICAL_ID != 0 {
+        format!("redemption-{no}")
+    } else {
+        q.string()?
+    };
+    let rec = RedemptionRec {
+        no,
+        id,
+        pocket: q.u16()?,
+        amount: q.u128()?,
+        refunded: q.u128()?,
+        allocs: q.u32()?,
+        refund_pos: q.u32()?,
+        refund_part: q.u128()?,
+    };
+    let slices = if flags & RED_INLINE != 0 {
+        if rec.allocs > INLINE_SLICES {
+            return None;
+        }
+        let mut v = Vec::with_capacity(rec.allocs as usize);
+        for _ in 0..rec.allocs {
+            v.push(Slice {
+                lot: q.u32()?,
+                units: q.u128()?,
+            });
+        }
+        Some(v)
+    } else {
+        None
+    };
+    Some(StoredRedemption { rec, slices })
+}
+
+/// Encodes a chunk of records (a version byte, the count, the records) with `each`.
+pub fn encode_chunk<T>(items: &[T], each: impl Fn(&mut Vec<u8>, &T)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 48 * items.len());
+    out.push(SCHEMA_VERSION);
+    put(&mut out, items.len() as u64);
+    for i in items {
+        each(&mut out, i);
+    }
+    out
+}
+
+fn decode_chunk<T>(
+    what: &str,
+    bytes: &[u8],
+    each: impl Fn(&mut Quick) -> Option<T>,
+) -> Result<Vec<T>, StorageError> {
+    let bad = || StorageError(format!("{what}: a damaged record"));
+    let (&v, body) = bytes.split_first().ok_or_else(bad)?;
+    if v != SCHEMA_VERSION {
+        return Err(StorageError(format!(
+            "{what}: schema version {v}, this build reads {SCHEMA_VERSION}"
+        )));
+    }
+    let mut q = Quick(body);
+    let n = usize::try_from(q.u64().ok_or_else(bad)?).map_err(|_| bad())?;
+    if n > body.len() {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(each(&mut q).ok_or_else(bad)?);
+    }
+    if !q.0.is_empty() {
+        return Err(StorageError(format!("{what}: trailing bytes")));
+    }
+    Ok(out)
+}
+
+pub fn encode_lots(lots: &[Lot]) -> Vec<u8> {
+    encode_chunk(lots, put_lot)
+}
+
+pub fn decode_lots(what: &str, bytes: &[u8]) -> Result<Vec<Lot>, StorageError> {
+    decode_chunk(what, bytes, get_lot)
+}
+
+pub fn encode_redemptions(reds: &[StoredRedemption]) -> Vec<u8> {
+    encode_chunk(reds, put_redemption)
+}
+
+pub fn decode_redemptions(what: &str, bytes: &[u8]) -> Result<Vec<StoredRedemption>, StorageError> {
+    decode_chunk(what, bytes, get_redemption)
+}
+
+/// A sequence of compact lots written by [`put_lots_seq`] inside a larger record, from the start
+/// of `bytes`: the lots and the bytes they took.
+pub fn get_lots_seq(
+    what: &dyn Fn() -> String,
+    bytes: &[u8],
+) -> Result<(Vec<Lot>, usize), StorageError> {
+    let bad = || StorageError(format!("{}: damaged lots", what()));
+    let mut q = Quick(bytes);
+    let n = usize::try_from(q.u64().ok_or_else(bad)?).map_err(|_| bad())?;
+    if n > bytes.len() {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(get_lot(&mut q).ok_or_else(bad)?);
+    }
+    Ok((out, bytes.len() - q.0.len()))
+}
+
+pub fn put_lots_seq(out: &mut Vec<u8>, lots: &[Lot]) {
+    put(out, lots.len() as u64);
+    for l in lots {
+        put_lot(out, l);
     }
 }
 

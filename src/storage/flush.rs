@@ -200,9 +200,16 @@ fn flush_wallet(t: &mut Tables, base: &Cached, w: u64, wm: &WalletMem) -> R<usiz
     }
     for (c, changes) in closed {
         let key = chunk_key(w, kind::LOTS, c);
-        let mut v: Vec<Lot> = read_chunk(&t.rows, &key, "lot chunk")?;
+        let mut v: Vec<Lot> = match t.rows.get(&key[..])? {
+            Some(b) => decode_lots("lot chunk", b.value())?,
+            None => Vec::new(),
+        };
         patch_by_no(&mut v, |l| l.no, &changes);
-        write_chunk(&mut t.rows, &key, &v)?;
+        if v.is_empty() {
+            t.rows.remove(&key[..])?;
+        } else {
+            t.rows.insert(&key[..], &encode_lots(&v)[..])?;
+        }
         rows += 1;
     }
 
@@ -234,24 +241,66 @@ fn flush_wallet(t: &mut Tables, base: &Cached, w: u64, wm: &WalletMem) -> R<usiz
         rows += 1;
     }
 
-    // Redemptions.
+    // Redemptions, with their allocations inline when there are few (all of a redemption's
+    // allocations are made by the one event that creates it, so they are all in this layer with
+    // it; a refund changes only the record, and keeps the allocations stored before).
     let mut reds: BTreeMap<u32, Vec<(u32, Option<RedemptionRec>)>> = BTreeMap::new();
     for (no, r) in wm.redemptions.iter() {
         reds.entry(chunk_of(*no).0)
             .or_default()
             .push((*no, Some((**r).clone())));
     }
+    let inline = |r: &RedemptionRec| r.allocs <= INLINE_SLICES;
     for (c, changes) in reds {
         let key = chunk_key(w, kind::REDEMPTIONS, c);
-        let mut v: Vec<RedemptionRec> = read_chunk(&t.rows, &key, "redemption chunk")?;
-        patch_by_no(&mut v, |r| r.no, &changes);
-        write_chunk(&mut t.rows, &key, &v)?;
+        let mut v: Vec<StoredRedemption> = match t.rows.get(&key[..])? {
+            Some(b) => decode_redemptions("redemption chunk", b.value())?,
+            None => Vec::new(),
+        };
+        for (no, r) in changes {
+            let r = r.expect("redemptions are never removed");
+            let i = v.partition_point(|x| x.rec.no < no);
+            let old = v.get(i).filter(|x| x.rec.no == no);
+            let slices = if inline(&r) {
+                let mine: Vec<Slice> = wm
+                    .slices
+                    .range((Owner::Redemption(no), 0)..=(Owner::Redemption(no), u32::MAX))
+                    .map(|(_, s)| *s)
+                    .collect();
+                let slices = match old.and_then(|o| o.slices.clone()) {
+                    Some(s) if mine.is_empty() => s,
+                    _ => mine,
+                };
+                if slices.len() != r.allocs as usize {
+                    return Err(StorageError(format!(
+                        "wallet {w} redemption {no}: {} allocations, {} to store",
+                        r.allocs,
+                        slices.len()
+                    )));
+                }
+                Some(slices)
+            } else {
+                None
+            };
+            let stored = StoredRedemption { rec: r, slices };
+            if old.is_some() {
+                v[i] = stored;
+            } else {
+                v.insert(i, stored);
+            }
+        }
+        t.rows.insert(&key[..], &encode_redemptions(&v)[..])?;
         rows += 1;
     }
 
-    // Slices: dense per owner.
+    // Slices: dense per owner; a redemption's few allocations went inline above.
     let mut slices: BTreeMap<(Owner, u32), Vec<(usize, Slice)>> = BTreeMap::new();
     for ((o, idx), s) in wm.slices.iter() {
+        if let Owner::Redemption(no) = o
+            && wm.redemptions.get(no).is_some_and(|r| inline(r))
+        {
+            continue;
+        }
         let (c, i) = chunk_of(*idx);
         slices.entry((*o, c)).or_default().push((i, *s));
     }

@@ -252,6 +252,22 @@ impl L2 {
         }
     }
 
+    /// Lot chunk `c` of wallet `w` (closed lots), or empty.
+    pub fn lot_chunk(&self, w: u64, c: u32) -> R<Vec<Lot>> {
+        match self.rows.get(&chunk_key(w, kind::LOTS, c)[..])? {
+            Some(v) => decode_lots("lot chunk", v.value()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Redemption chunk `c` of wallet `w`, or empty.
+    pub fn redemption_chunk(&self, w: u64, c: u32) -> R<Vec<StoredRedemption>> {
+        match self.rows.get(&chunk_key(w, kind::REDEMPTIONS, c)[..])? {
+            Some(v) => decode_redemptions("redemption chunk", v.value()),
+            None => Ok(Vec::new()),
+        }
+    }
+
     pub fn name(&self, w: u64, k: NameKind, id: &str) -> R<Option<u32>> {
         match self.rows.get(&name_key(w, k, id)[..])? {
             Some(v) => {
@@ -421,7 +437,7 @@ enum ChunkId {
 enum Chunk {
     Lots(Vec<Lot>),
     Holds(Vec<HoldRec>),
-    Redemptions(Vec<RedemptionRec>),
+    Redemptions(Vec<StoredRedemption>),
     Slices(Vec<Slice>),
 }
 
@@ -491,7 +507,7 @@ impl Cached {
         }
         let (c, n) = match id {
             ChunkId::Lots(w, c) => {
-                let v: Vec<Lot> = self.l2.chunk(&chunk_key(w, kind::LOTS, c), "lot chunk")?;
+                let v = self.l2.lot_chunk(w, c)?;
                 let n = v.len() * 160;
                 (Chunk::Lots(v), n)
             }
@@ -501,10 +517,8 @@ impl Cached {
                 (Chunk::Holds(v), n)
             }
             ChunkId::Redemptions(w, c) => {
-                let v: Vec<RedemptionRec> = self
-                    .l2
-                    .chunk(&chunk_key(w, kind::REDEMPTIONS, c), "redemption chunk")?;
-                let n = v.len() * 120;
+                let v = self.l2.redemption_chunk(w, c)?;
+                let n = v.len() * 160;
                 (Chunk::Redemptions(v), n)
             }
             ChunkId::Slices(w, o, c) => {
@@ -525,6 +539,15 @@ impl Cached {
         match &*self.chunk(ChunkId::Lots(w, c))? {
             Chunk::Lots(v) => Ok(v.iter().find(|l| l.no == no).cloned()),
             _ => unreachable!("a lot chunk id holds lots"),
+        }
+    }
+
+    /// A redemption as its chunk stores it (with its allocations when they are inline).
+    pub fn stored_redemption(&self, w: u64, no: u32) -> R<Option<StoredRedemption>> {
+        let (c, _) = chunk_of(no);
+        match &*self.chunk(ChunkId::Redemptions(w, c))? {
+            Chunk::Redemptions(v) => Ok(v.iter().find(|r| r.rec.no == no).cloned()),
+            _ => unreachable!("a redemption chunk id holds redemptions"),
         }
     }
 
@@ -622,13 +645,16 @@ impl Backing for Cached {
         self.closed_hold(w, no)
     }
     fn redemption(&self, w: u64, no: u32) -> R<Option<RedemptionRec>> {
-        let (c, _) = chunk_of(no);
-        match &*self.chunk(ChunkId::Redemptions(w, c))? {
-            Chunk::Redemptions(v) => Ok(v.iter().find(|r| r.no == no).cloned()),
-            _ => unreachable!("a redemption chunk id holds redemptions"),
-        }
+        Ok(self.stored_redemption(w, no)?.map(|r| r.rec))
     }
     fn slice(&self, w: u64, o: Owner, idx: u32) -> R<Option<Slice>> {
+        // A redemption's few allocations are kept in its own record.
+        if let Owner::Redemption(no) = o
+            && let Some(r) = self.stored_redemption(w, no)?
+            && let Some(v) = r.slices
+        {
+            return Ok(v.get(idx as usize).copied());
+        }
         let (c, i) = chunk_of(idx);
         match &*self.chunk(ChunkId::Slices(w, o, c))? {
             Chunk::Slices(v) => Ok(v.get(i).copied()),

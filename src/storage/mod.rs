@@ -261,8 +261,8 @@ impl Schedule {
 /// A wallet row: what every command on the wallet reads and a flush rewrites.
 ///
 /// ```text
-/// [version u8 = 1][number u64 BE] ‖ bincode(WalletState) ‖ bincode(Schedule) ‖ seq(live lots) ‖ seq(open holds)
-/// seq(T) = bincode(count u64) ‖ bincode(T) ‖ …   (see codec::encode_seq)
+/// [version u8 = 1][number u64 BE] ‖ bincode(WalletState) ‖ bincode(Schedule) ‖ lots ‖ seq(open holds)
+/// lots = count ‖ compact lot …   (codec::put_lots_seq);  seq(T) = bincode(count) ‖ bincode(T) …
 /// ```
 ///
 /// Live lots are those with an index entry (consumable, or a transition due) or held value, in
@@ -284,7 +284,7 @@ impl WalletRow {
         out.extend_from_slice(&self.ws.number.to_be_bytes());
         encode_into(&self.ws, &mut out);
         encode_into(&self.schedule, &mut out);
-        encode_seq(&self.lots, &mut out);
+        put_lots_seq(&mut out, &self.lots);
         encode_seq(&self.holds, &mut out);
         out
     }
@@ -308,7 +308,7 @@ impl WalletRow {
         let what = || format!("wallet {n} row");
         let (ws, a) = decode_wallet_prefix(&what, body)?;
         let (schedule, b) = decode_prefix::<Schedule>(&what, &body[a..])?;
-        let (lots, c) = decode_lots_prefix(&what, &body[a + b..])?;
+        let (lots, c) = get_lots_seq(&what, &body[a + b..])?;
         let rest = &body[a + b + c..];
         let (holds, d) = decode_seq::<HoldRec>(&what, rest)?;
         if d != rest.len() {
