@@ -110,6 +110,23 @@ struct Inner {
     /// transaction, under which redb cannot move pages, so `compact` refuses before it rewrites
     /// anything rather than fail halfway.
     leased: Arc<std::sync::atomic::AtomicUsize>,
+    /// Told about every group commit (see [`Ledger::on_commit`]).
+    observer: std::sync::RwLock<Option<Arc<CommitObserver>>>,
+}
+
+/// A function [`Ledger::on_commit`] calls after each group commit.
+pub type CommitObserver = dyn Fn(&CommitStats) + Send + Sync;
+
+/// What one group commit did, for an embedding application's metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitStats {
+    /// Commands (or batches) the group carried: 1 for a lone caller, more when concurrent
+    /// callers were gathered into one write transaction.
+    pub commands: usize,
+    /// From the start of the write transaction to its durable commit (or its abort, when every
+    /// command failed or was a replay and nothing was written).
+    pub elapsed: std::time::Duration,
 }
 
 /// A handle on one ledger file. `Send + Sync` and cheap to clone: clones share the database.
@@ -370,6 +387,7 @@ impl Ledger {
                 callers: std::sync::atomic::AtomicUsize::new(0),
                 arrived: std::sync::Condvar::new(),
                 leased: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+                observer: std::sync::RwLock::new(None),
             }),
         })
     }
@@ -467,11 +485,17 @@ impl Ledger {
                     };
                     if !jobs.is_empty() {
                         let answered = Answer(&jobs);
+                        let started = std::time::Instant::now();
                         let results = guard(|| self.commit_group(&jobs));
+                        let stats = CommitStats {
+                            commands: jobs.len(),
+                            elapsed: started.elapsed(),
+                        };
                         // Before anyone is answered, so that a read that follows an answer
                         // cannot run on a transaction that began before the commit.
                         self.retire_readers();
                         answered.fill(results);
+                        self.observe(&stats);
                     }
                     true
                 }
@@ -495,6 +519,32 @@ impl Ledger {
                     .wait(g)
                     .unwrap_or_else(|e| e.into_inner());
             }
+        }
+    }
+
+    /// Calls `observer` after every group commit, on the committing thread, once its callers
+    /// have their answers; replaces any earlier observer. It runs while the next group waits
+    /// for the commit lock, so it must be cheap (count, record a histogram sample) and must not
+    /// call back into the ledger's write path. A panic in it is caught and ignored.
+    pub fn on_commit(&self, observer: impl Fn(&CommitStats) + Send + Sync + 'static) {
+        let mut slot = self
+            .inner
+            .observer
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *slot = Some(Arc::new(observer));
+    }
+
+    fn observe(&self, stats: &CommitStats) {
+        let observer = self
+            .inner
+            .observer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(f) = observer {
+            // Metrics must never take the ledger down with them.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(stats)));
         }
     }
 

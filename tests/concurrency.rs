@@ -410,3 +410,42 @@ fn concurrent_retries_of_one_key_execute_once() {
         "idempotency: {rounds} rounds of {senders} senders: {replays} replays, {conflicts} conflicts"
     );
 }
+
+/// `on_commit` hears about every group: the commands it reports add up to the commands executed
+/// (failed ones and replays included), whatever the grouping was.
+#[test]
+fn the_commit_observer_counts_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = file_ledger(&dir);
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    ledger.on_commit(move |s| sink.lock().unwrap().push(s.commands));
+    let setup = setup_lines();
+    for l in &setup {
+        ledger.execute_line(l).unwrap();
+    }
+    let (threads, each) = (8, 20);
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (l, barrier) = (ledger.clone(), &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..each {
+                    // Every other command is a replay of the one before it.
+                    let line = format!(
+                        r#"{{"op":"credit","wallet":"{}","amount":"1","key":"obs-{t}-{}"}}"#,
+                        wallet_uuid(t % TRADERS),
+                        i / 2
+                    );
+                    l.execute_line(&line).unwrap();
+                }
+            });
+        }
+    });
+    // A line that fails to parse never reaches a group.
+    assert!(ledger.execute_line("not json").is_err());
+    let seen = seen.lock().unwrap();
+    assert!(seen.iter().all(|&n| n >= 1), "{seen:?}");
+    assert_eq!(seen.iter().sum::<usize>(), setup.len() + threads * each);
+}
