@@ -452,15 +452,22 @@ impl Ledger {
     }
 
     fn submit(&self, req: Request, notes: AmountNotes) -> Result<Receipt, CommandError> {
-        let now = self.now_ns()?;
         let _caller = Caller::enter(&self.inner);
         let slot: Slot = Arc::new(Mutex::new(None));
-        lock(&self.inner.queue).push_back(Job {
-            req,
-            notes,
-            now,
-            slot: slot.clone(),
-        });
+        {
+            let mut queue = lock(&self.inner.queue);
+            // The clock is read under the queue lock: commands are applied in queue order, so
+            // the instants of commands that leave `at` to the clock never run backwards. Read
+            // before the lock, a caller overtaken by a later reading was `backdated` against
+            // it on the same wallet.
+            let now = self.now_ns()?;
+            queue.push_back(Job {
+                req,
+                notes,
+                now,
+                slot: slot.clone(),
+            });
+        }
         self.inner.arrived.notify_all();
         loop {
             if let Some(r) = lock(&slot).take() {
