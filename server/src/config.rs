@@ -583,6 +583,20 @@ mod tests {
         }
     }
 
+    /// The committed sample parses, given its environment variables.
+    #[test]
+    fn the_sample_config_parses() {
+        let text = include_str!("../walletd.example.toml");
+        let c = Config::parse(text, &|_| Some("secret".to_string())).unwrap();
+        assert_eq!(c.clevertap.credentials[0].id, "ACCOUNT_ID");
+        assert_eq!(
+            c.cashfree.credentials[0].scope,
+            Some([9_876_543_210_987_654_321].into_iter().collect())
+        );
+        assert_eq!(c.listen, DEFAULT_LISTEN);
+        assert!(Config::parse(text, &|_| None).is_err());
+    }
+
     #[test]
     fn arguments() {
         let a = Args::parse(
