@@ -629,3 +629,20 @@ fn base_paths_are_configurable() {
     );
     assert_eq!(r.status, 404);
 }
+
+/// `examples/scripts/vendor_samples.jsonl` (the README's walletd demo) is these fixtures.
+#[test]
+fn the_readme_demo_script_is_the_fixtures() {
+    let file: Vec<Value> = include_str!("../../examples/scripts/vendor_samples.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let fixtures: Vec<Value> = [
+        clevertap_commands(),
+        juicyway_commands(),
+        cashfree_commands(),
+        cryptofuse_commands(),
+    ]
+    .concat();
+    assert_eq!(file, fixtures);
+}
