@@ -505,11 +505,18 @@ async fn show(
     State(app): State<App>,
     headers: HeaderMap,
     uri: Uri,
-    Path(id): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
     if let Err(r) = v1_authorized(&app, &headers) {
         return r;
     }
+    let Ok(Path(id)) = path else {
+        return error(
+            400,
+            "invalid_request",
+            "the wallet id is not valid UTF-8 text",
+        );
+    };
     let at = match query(&uri, &["as_of"]).and_then(|q| as_of(&q)) {
         Ok(t) => t,
         Err(m) => return error(400, "invalid_request", &m),
@@ -522,11 +529,18 @@ async fn history(
     State(app): State<App>,
     headers: HeaderMap,
     uri: Uri,
-    Path(id): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
     if let Err(r) = v1_authorized(&app, &headers) {
         return r;
     }
+    let Ok(Path(id)) = path else {
+        return error(
+            400,
+            "invalid_request",
+            "the wallet id is not valid UTF-8 text",
+        );
+    };
     if let Err(m) = query(&uri, &[]) {
         return error(400, "invalid_request", &m);
     }

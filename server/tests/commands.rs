@@ -212,6 +212,8 @@ fn show_and_history_answer_what_walletctl_prints() {
         ),
         ("/v1/wallets/nope".into(), 400, "invalid_request"),
         ("/v1/wallets/nope/history".into(), 400, "invalid_request"),
+        ("/v1/wallets/%FF%FE".into(), 400, "invalid_request"),
+        ("/v1/wallets/%FF/history".into(), 400, "invalid_request"),
         (
             format!("/v1/wallets/{WALLET}?as_of=2026-13-01T00:00:00Z"),
             400,
