@@ -51,13 +51,7 @@ impl App {
     }
 
     fn vendor(&self, v: Vendor) -> &VendorConfig {
-        let c = &self.inner.config;
-        match v {
-            Vendor::CleverTap => &c.clevertap,
-            Vendor::Juicyway => &c.juicyway,
-            Vendor::Cashfree => &c.cashfree,
-            Vendor::Cryptofuse => &c.cryptofuse,
-        }
+        self.inner.config.vendor(v)
     }
 
     /// Runs a ledger call on the blocking pool. `None` if it panicked (answered as a 500).
@@ -558,13 +552,7 @@ async fn view(
 ) -> Response {
     let answered = app
         .blocking(move |store, config| {
-            let vc = match vendor {
-                Vendor::CleverTap => &config.clevertap,
-                Vendor::Juicyway => &config.juicyway,
-                Vendor::Cashfree => &config.cashfree,
-                Vendor::Cryptofuse => &config.cryptofuse,
-            };
-            let c = &vc.credentials[cred];
+            let c = &config.vendor(vendor).credentials[cred];
             make(
                 store,
                 Access {

@@ -319,6 +319,17 @@ fn base_path(given: Option<String>, default: &str, what: &str) -> Result<String,
 }
 
 impl Config {
+    /// The mount point and credentials of `vendor`.
+    pub fn vendor(&self, vendor: crate::ledger::Vendor) -> &VendorConfig {
+        use crate::ledger::Vendor;
+        match vendor {
+            Vendor::CleverTap => &self.clevertap,
+            Vendor::Juicyway => &self.juicyway,
+            Vendor::Cashfree => &self.cashfree,
+            Vendor::Cryptofuse => &self.cryptofuse,
+        }
+    }
+
     /// Parses a configuration file's text, resolving secrets through `env`.
     pub fn parse(text: &str, env: Env) -> Result<Config, String> {
         let f: File = toml::from_str(text).map_err(|e| e.to_string())?;

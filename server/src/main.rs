@@ -90,12 +90,7 @@ fn main() -> ExitCode {
         tracing::warn!("no [api] tokens configured: every /v1 request will be refused");
     }
     for v in ledger::Vendor::ALL {
-        let vc = match v {
-            ledger::Vendor::CleverTap => &config.clevertap,
-            ledger::Vendor::Juicyway => &config.juicyway,
-            ledger::Vendor::Cashfree => &config.cashfree,
-            ledger::Vendor::Cryptofuse => &config.cryptofuse,
-        };
+        let vc = config.vendor(v);
         tracing::info!(
             vendor = v.name(),
             base_path = %vc.base_path,
