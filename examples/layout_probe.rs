@@ -285,13 +285,6 @@ fn open_probes(
         .collect()
 }
 
-fn copy_flushed(from: &Path, scratch: &Scratch, name: &str) -> PathBuf {
-    let to = scratch.path(name);
-    std::fs::copy(from, &to).unwrap();
-    std::fs::File::open(&to).unwrap().sync_all().unwrap();
-    to
-}
-
 fn rate(cs: &[Contender], id: &str) -> Option<f64> {
     cs.iter().find(|c| c.name == id).map(Contender::rate)
 }

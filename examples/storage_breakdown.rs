@@ -73,8 +73,6 @@ fn report(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     );
     // wallet_rows by row kind: the byte after the wallet number.
     let mut by_kind = [(0u64, 0u64, 0u64); 256];
-    // Event records by event variant: count, figure-delta bytes, event bytes.
-    let mut by_event: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
     for e in rt.open_table(storage::ROWS)?.iter()? {
         let (k, v) = e?;
         let (k, v) = (k.value(), v.value());
@@ -82,20 +80,6 @@ fn report(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         by_kind[kind].0 += 1;
         by_kind[kind].1 += k.len() as u64;
         by_kind[kind].2 += v.len() as u64;
-        if kind == usize::from(storage::row::EVENT) {
-            let (rec, payload) = storage::codec::decode_event("event", v)?;
-            let delta = storage::codec::encode(&rec.delta).len() as u64 - 1;
-            let name = format!("{:?}", rec.event);
-            let name = name
-                .split(|c: char| !c.is_alphanumeric())
-                .next()
-                .unwrap_or("?")
-                .to_string();
-            let c = by_event.entry(name).or_default();
-            c.0 += 1;
-            c.1 += delta;
-            c.2 += payload.len() as u64 - delta;
-        }
     }
     println!(
         "  wallet_rows by row kind: {:>10} {:>8} {:>8} {:>8} {:>8}   (bytes/event; per row: key, value)",
@@ -104,20 +88,47 @@ fn report(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     for (kind, (n, kb, vb)) in by_kind.iter().enumerate().filter(|(_, c)| c.0 > 0) {
         println!(
             "  {:<22} {n:>12} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-            storage::row::name(kind as u8).unwrap_or("?"),
+            storage::kind::name(kind as u8).unwrap_or("?"),
             per(*kb),
             per(*vb),
             *kb as f64 / *n as f64,
             *vb as f64 / *n as f64
         );
     }
+    // Log records by event variant: count, figure-delta bytes, the rest.
+    let mut by_event: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    for e in rt.open_table(storage::LOG)?.iter()? {
+        let (k, v) = e?;
+        let key = storage::log::LogKey::from_tuple(k.value());
+        let v = v.value();
+        let name = match storage::log::decode(key, v)?.body {
+            storage::log::Body::Event { event, delta, .. } => {
+                let name = format!("{event:?}");
+                let name = name
+                    .split(|c: char| !c.is_alphanumeric())
+                    .next()
+                    .unwrap_or("?")
+                    .to_string();
+                let d = storage::codec::encode(&delta).len() as u64 - 1;
+                let c = by_event.entry(name).or_default();
+                c.0 += 1;
+                c.1 += d;
+                c.2 += v.len() as u64 - d;
+                continue;
+            }
+            storage::log::Body::Command(_) => "command record".to_string(),
+        };
+        let c = by_event.entry(name).or_default();
+        c.0 += 1;
+        c.2 += v.len() as u64;
+    }
     println!(
-        "  event records: key 17 bytes ([w u64][kind][!seq u64]); value = header 33 bytes (version 1, \
-         position 8, at 8, checksum 16) + figure delta + event, by event:"
+        "  log records: key 12 bytes (position u64, sub u32); value = header 26 bytes (version 1, \
+         kind 1, at 8, checksum 16) + stream + seq + figure delta + event, by event:"
     );
     println!(
         "  {:<22} {:>12} {:>8} {:>8}   (bytes per record)",
-        "event", "records", "delta", "event"
+        "event", "records", "delta", "rest"
     );
     for (name, (n, d, e)) in &by_event {
         println!(

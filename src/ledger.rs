@@ -1,29 +1,43 @@
-//! The ledger handle: transactions, idempotency, the clock, and reads at any instant.
+//! The ledger handle: the clock, idempotency, the group commit of the log, the in-memory layer
+//! and its flushes, recovery, and reads at any instant.
 //!
 //! Invariants kept here:
-//! - a command runs in one redb write transaction; its events, the materialized state and its
-//!   idempotency record commit together, durably ([`redb::Durability::Immediate`]), before
-//!   `execute` returns `Ok` — or nothing is written at all;
+//! - a command's durable write is its log records (and, when keyed, its command record): one
+//!   redb write transaction appending at the log's end, committed with
+//!   [`redb::Durability::Immediate`] before `execute` returns `Ok`; a command that fails writes
+//!   nothing;
+//! - everything else is derived: the group's changes (from the same `apply` that replay runs) are
+//!   merged into the in-memory layer only after its log records are durable, and written into the
+//!   projection tables by a flush, whose transaction records the log key it covers;
+//! - `open` replays the log after that key through `apply`, so reopening after a crash gives
+//!   exactly the commands whose log records were durable;
+//! - a read sees every command acknowledged before it began: readers take the published view
+//!   (the layer as of the last durable group, over the projection's read transaction), which the
+//!   writer replaces after each group and never mutates;
 //! - a read at an instant at or after a wallet's last event costs O(transitions due since),
-//!   never O(history): it starts from the materialized state and derives due transitions in a
-//!   throw-away overlay. Only a read *before* the last event replays the wallet's stream.
+//!   never O(history).
 
 use crate::command::{Receipt, Request};
 use crate::domain::apply::{advance, apply};
-use crate::domain::state::{Backing, Empty, LifecycleRec, Scratch, Tx, WalletState};
+use crate::domain::event::Event;
+use crate::domain::state::{
+    Backing, Checkpoint, Delta, LEDGER_STREAM, LifecycleRec, Scratch, Tx, WalletState,
+};
 use crate::domain::{self, IdSource};
 use crate::error::{CommandError, ErrorCode, OpenError, ReadError, StorageError};
 use crate::json::AmountNotes;
 use crate::model::{
     Card, Figures, Holder, Instant, ParsedAmount, PaymentMethod, Program, Status, uuid_of,
 };
-use crate::storage::codec::{self, EventRecord};
-use crate::storage::{self, ReadTables, WriteTables};
+use crate::storage;
+use crate::storage::l2::{Cached, IdemRecord, L2};
+use crate::storage::log::{self as logrec, Body, CommandRecord, LogKey};
+use crate::storage::mem::{Layered, Mem};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use uuid::Uuid;
 
 /// Where "now" comes from. Inject a fixed clock in tests.
@@ -60,6 +74,120 @@ impl IdSource for RandomIds {
     }
 }
 
+/// Default memory budget of the in-memory layer: changes acknowledged but not yet written into
+/// the projection tables. Reaching it triggers a flush; it also bounds what `open` replays after
+/// a crash.
+pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
+
+/// Most events the in-memory layer holds before a flush, whatever their size: bounds the replay
+/// `open` does after a crash (≈ 0.2 s per 100,000 events here).
+pub const MAX_UNFLUSHED_EVENTS: u64 = 100_000;
+
+/// How a ledger is opened: the clock and the in-memory layer's budget.
+///
+/// ```
+/// use wallet_ledger::ledger::OpenOptions;
+/// let ledger = OpenOptions::new().memory_budget(8 << 20).in_memory().unwrap();
+/// assert_eq!(ledger.memory_budget(), 8 << 20);
+/// ```
+pub struct OpenOptions {
+    clock: Box<dyn Clock>,
+    memory_budget: usize,
+    max_unflushed_events: u64,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions::new()
+    }
+}
+
+impl OpenOptions {
+    pub fn new() -> OpenOptions {
+        OpenOptions {
+            clock: Box::new(SystemClock),
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            max_unflushed_events: MAX_UNFLUSHED_EVENTS,
+        }
+    }
+
+    /// The clock commands without `at` take their instant from (default: the system clock).
+    pub fn clock(mut self, clock: Box<dyn Clock>) -> OpenOptions {
+        self.clock = clock;
+        self
+    }
+
+    /// Bytes the in-memory layer may hold before it is flushed (default
+    /// [`DEFAULT_MEMORY_BUDGET`]; at least 1 MiB). The decode caches of the flushed tables get a
+    /// quarter of it again.
+    pub fn memory_budget(mut self, bytes: usize) -> OpenOptions {
+        self.memory_budget = bytes.max(1 << 20);
+        self
+    }
+
+    /// Events the in-memory layer may hold before it is flushed (default
+    /// [`MAX_UNFLUSHED_EVENTS`]; at least 1).
+    pub fn max_unflushed_events(mut self, events: u64) -> OpenOptions {
+        self.max_unflushed_events = events.max(1);
+        self
+    }
+
+    /// Opens (or creates) the ledger file at `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Ledger, OpenError> {
+        let path = path.as_ref();
+        if path.exists() {
+            return guard(|| {
+                let db = Database::create(path).map_err(|e| OpenError::Storage(e.into()))?;
+                Ledger::init(db, self)
+            });
+        }
+        // A new ledger is created under a temporary name and renamed into place once its first
+        // commit is durable: a crash or I/O error during creation leaves no half-made file at
+        // `path` that would refuse to open later.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".creating-{}", std::process::id()));
+        let tmp = std::path::PathBuf::from(tmp);
+        let made = guard(|| {
+            let db = Database::create(&tmp).map_err(|e| OpenError::Storage(e.into()))?;
+            Ledger::init(db, self)
+        });
+        let renamed = made.and_then(|l| {
+            std::fs::rename(&tmp, path).map_err(|e| {
+                OpenError::Storage(StorageError(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )))
+            })?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+                && let Ok(d) = std::fs::File::open(dir)
+            {
+                // Make the rename itself durable.
+                let _ = d.sync_all();
+            }
+            Ok(l)
+        });
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        renamed
+    }
+
+    /// Opens a ledger over any redb storage backend (in-memory, fault-injecting, …).
+    pub fn open_backend(self, backend: impl redb::StorageBackend) -> Result<Ledger, OpenError> {
+        guard(|| {
+            let db = Database::builder()
+                .create_with_backend(backend)
+                .map_err(|e| OpenError::Storage(e.into()))?;
+            Ledger::init(db, self)
+        })
+    }
+
+    /// A ledger held in memory only (tests, examples).
+    pub fn in_memory(self) -> Result<Ledger, OpenError> {
+        self.open_backend(redb::backends::InMemoryBackend::new())
+    }
+}
+
 /// The database, closed under a guard: redb's close runs a last commit, which can panic on a
 /// damaged file, and a handle going out of scope must not abort the embedding process.
 struct Db(Option<Database>);
@@ -71,12 +199,6 @@ impl std::ops::Deref for Db {
     }
 }
 
-impl std::ops::DerefMut for Db {
-    fn deref_mut(&mut self) -> &mut Database {
-        self.0.as_mut().expect("present until dropped")
-    }
-}
-
 impl Drop for Db {
     fn drop(&mut self) {
         if let Some(db) = self.0.take() {
@@ -85,20 +207,79 @@ impl Drop for Db {
     }
 }
 
+/// The log table, read-only.
+type LogTable = redb::ReadOnlyTable<(u64, u32), &'static [u8]>;
+
+/// What readers read: the in-memory layer as of the last durable group, over the projection's
+/// read transaction. Immutable once published.
+struct View {
+    mem: Mem,
+    l2: Arc<L2>,
+    /// For reads of log records appended after the projection's read transaction began (history,
+    /// as-of reads): a read transaction begun on first need, which sees at least every record
+    /// the layer reflects.
+    db: Weak<Db>,
+    log: OnceLock<Result<LogTable, StorageError>>,
+}
+
+impl View {
+    fn new(mem: Mem, l2: Arc<L2>, db: Weak<Db>) -> View {
+        View {
+            mem,
+            l2,
+            db,
+            log: OnceLock::new(),
+        }
+    }
+
+    /// The log as of at least this view.
+    fn log(&self) -> Result<&LogTable, StorageError> {
+        let t = self.log.get_or_init(|| {
+            let db = self
+                .db
+                .upgrade()
+                .ok_or_else(|| StorageError("the ledger is closed".into()))?;
+            Ok(db.begin_read()?.open_table(crate::storage::LOG)?)
+        });
+        t.as_ref().map_err(Clone::clone)
+    }
+}
+
+/// The writer's state, under the commit lock.
+struct Writer {
+    /// The layer, including every durable group.
+    mem: Mem,
+    /// The projection as of the last flush, with its decode caches.
+    base: Cached,
+    /// The checksum and key of the last log record.
+    head: [u8; 16],
+    last: LogKey,
+    /// Set when a commit or flush failed: the handle refuses further writes (redb refuses writes
+    /// on a database after an I/O error, and the layer may hold a group that is not durable).
+    poisoned: Option<String>,
+}
+
+struct Budget {
+    memory: usize,
+    events: u64,
+}
+
+impl Budget {
+    fn cache(&self) -> usize {
+        self.memory / 4
+    }
+}
+
 struct Inner {
-    /// A read transaction with its tables open, kept between `read_wallet` calls while no group
-    /// was committed since it began: opening a transaction and two tables was a fifth of a
-    /// figures read. Declared first so it is dropped before the database it reads.
-    idle_reader: Mutex<Option<(u64, Box<ReadTables>)>>,
-    /// Groups that reached redb's commit (whatever its outcome). A reader kept from an earlier
-    /// count may miss a commit and is not used again.
-    commits: std::sync::atomic::AtomicU64,
-    db: Db,
+    /// What readers read (see [`View`]). `None` only while compacting.
+    published: Mutex<Option<Arc<View>>>,
+    /// The commit lock and the writer's state. `None` only while compacting.
+    writer: Mutex<Option<Writer>>,
+    db: Arc<Db>,
     clock: Box<dyn Clock>,
+    budget: Budget,
     /// Commands waiting for a group commit, in arrival order.
     queue: Mutex<VecDeque<Job>>,
-    /// Held by the caller that is committing a group.
-    commit: Mutex<()>,
     /// Completed groups (a generation counter), and the signal that one completed.
     groups: Mutex<u64>,
     group_done: std::sync::Condvar,
@@ -129,8 +310,33 @@ pub struct CommitStats {
     pub elapsed: std::time::Duration,
 }
 
+impl Drop for Inner {
+    /// A clean close writes the in-memory layer into the projection (durably), so the next
+    /// open replays nothing. A failure here loses nothing: the log is durable, and the next
+    /// open replays it.
+    fn drop(&mut self) {
+        let inner: &mut Inner = self;
+        let db = inner.db.clone();
+        let writer = inner
+            .writer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut();
+        if let Some(w) = writer
+            && w.poisoned.is_none()
+            && !w.mem.is_empty()
+        {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                flush(&db, w, redb::Durability::Immediate, 0)
+            }));
+        }
+        *inner.published.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        *inner.writer.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
 /// A handle on one ledger file. `Send + Sync` and cheap to clone: clones share the database.
-/// Writes are serialized by redb; reads run concurrently with writes on consistent snapshots.
+/// Commands are group-committed; reads run concurrently with writes on consistent snapshots.
 #[derive(Clone)]
 pub struct Ledger {
     inner: Arc<Inner>,
@@ -184,7 +390,19 @@ pub struct HistoryEntry {
     pub seq: u64,
     pub position: u64,
     pub at: Instant,
-    pub event: crate::domain::event::Event,
+    pub event: Event,
+}
+
+/// An event as the log stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub position: u64,
+    pub at: i64,
+    /// The record's chained checksum.
+    pub checksum: [u8; 16],
+    /// How the event changed its pocket's figures (as `apply` computed it when it was written).
+    pub delta: Option<Delta>,
+    pub event: Event,
 }
 
 impl WalletSnapshot {
@@ -273,10 +491,48 @@ fn format_marker(v: &[u8]) -> Result<u32, StorageError> {
         .map_err(|_| StorageError("schema marker is corrupt".into()))
 }
 
+/// The key and checksum of the last record of the log, reading the log through `l2`.
+fn log_head(l2: &L2) -> Result<(LogKey, [u8; 16]), StorageError> {
+    match l2.log_last()? {
+        Some((k, bytes)) => Ok((k, logrec::decode(k, &bytes)?.checksum)),
+        None => Ok((LogKey::ZERO, [0; 16])),
+    }
+}
+
+/// Writes the layer into the projection tables and starts a new, empty layer over them. The
+/// flush transaction needs no fsync of its own (`Durability::None`): the next durable commit
+/// makes it durable, and until then a crash only means `open` replays more of the log.
+fn flush(
+    db: &Database,
+    w: &mut Writer,
+    durability: redb::Durability,
+    cache: usize,
+) -> Result<(), StorageError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(durability)
+        .map_err(|e| StorageError(format!("flush: {e}")))?;
+    if let Err(e) = storage::flush::flush(&txn, &w.mem, &w.base) {
+        let _ = txn.abort();
+        return Err(e);
+    }
+    txn.commit()?;
+    let l2 = Arc::new(L2::open(db)?);
+    if l2.flushed() != w.mem.last {
+        return Err(StorageError(format!(
+            "flush: the projection says it covers {}, the layer covered {}",
+            l2.flushed(),
+            w.mem.last
+        )));
+    }
+    w.base = Cached::new(l2, cache.max(1 << 20));
+    w.mem = Mem::empty(w.last);
+    Ok(())
+}
+
 impl Ledger {
     /// Opens (or creates) the ledger file at `path` with the system clock.
     pub fn open(path: impl AsRef<Path>) -> Result<Ledger, OpenError> {
-        Ledger::open_with_clock(path, Box::new(SystemClock))
+        OpenOptions::new().open(path)
     }
 
     /// Opens (or creates) the ledger file with an injected clock.
@@ -284,42 +540,7 @@ impl Ledger {
         path: impl AsRef<Path>,
         clock: Box<dyn Clock>,
     ) -> Result<Ledger, OpenError> {
-        let path = path.as_ref();
-        if path.exists() {
-            return guard(|| {
-                let db = Database::create(path).map_err(|e| OpenError::Storage(e.into()))?;
-                Ledger::init(db, clock)
-            });
-        }
-        // A new ledger is created under a temporary name and renamed into place once its first
-        // commit is durable: a crash or I/O error during creation leaves no half-made file at
-        // `path` that would refuse to open later.
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".creating-{}", std::process::id()));
-        let tmp = std::path::PathBuf::from(tmp);
-        let made = guard(|| {
-            let db = Database::create(&tmp).map_err(|e| OpenError::Storage(e.into()))?;
-            Ledger::init(db, clock)
-        });
-        let renamed = made.and_then(|l| {
-            std::fs::rename(&tmp, path).map_err(|e| {
-                OpenError::Storage(StorageError(format!(
-                    "cannot create {}: {e}",
-                    path.display()
-                )))
-            })?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-                && let Ok(d) = std::fs::File::open(dir)
-            {
-                // Make the rename itself durable.
-                let _ = d.sync_all();
-            }
-            Ok(l)
-        });
-        if renamed.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        renamed
+        OpenOptions::new().clock(clock).open(path)
     }
 
     /// Opens a ledger over any redb storage backend (in-memory, fault-injecting, …).
@@ -327,40 +548,39 @@ impl Ledger {
         backend: impl redb::StorageBackend,
         clock: Box<dyn Clock>,
     ) -> Result<Ledger, OpenError> {
-        guard(|| {
-            let db = Database::builder()
-                .create_with_backend(backend)
-                .map_err(|e| OpenError::Storage(e.into()))?;
-            Ledger::init(db, clock)
-        })
+        OpenOptions::new().clock(clock).open_backend(backend)
     }
 
     /// A ledger held in memory only (tests, examples).
     pub fn in_memory(clock: Box<dyn Clock>) -> Result<Ledger, OpenError> {
-        Ledger::open_with_backend(redb::backends::InMemoryBackend::new(), clock)
+        OpenOptions::new().clock(clock).in_memory()
     }
 
-    fn init(db: Database, clock: Box<dyn Clock>) -> Result<Ledger, OpenError> {
-        // Create every table and stamp the file format, or check it; a format 1 file is
-        // migrated first, in a transaction of its own.
-        if Ledger::format_of(&db)? == Some(1) {
-            Ledger::migrate_v1(&db)?;
+    fn init(db: Database, opts: OpenOptions) -> Result<Ledger, OpenError> {
+        // Migrate a file of an older format first, each step in a transaction of its own.
+        match Ledger::format_of(&db)? {
+            Some(1) => {
+                Ledger::migrate(&db, 1)?;
+                Ledger::migrate(&db, 2)?;
+            }
+            Some(2) => Ledger::migrate(&db, 2)?,
+            _ => {}
         }
         let txn = db.begin_write().map_err(StorageError::from)?;
         {
-            let mut t = WriteTables::open(&txn)?;
-            // Creates the tables a read transaction expects to find.
-            t.open_all()?;
-            let found = t
-                .meta()?
-                .get("schema")
+            storage::create_tables(&txn)?;
+            let mut meta = txn.open_table(storage::META).map_err(StorageError::from)?;
+            let found = meta
+                .get(storage::META_SCHEMA)
                 .map_err(StorageError::from)?
                 .map(|v| v.value().to_vec());
             match found {
                 None => {
-                    t.meta_mut()?
-                        .insert("schema", &storage::FORMAT_VERSION.to_be_bytes()[..])
-                        .map_err(StorageError::from)?;
+                    meta.insert(
+                        storage::META_SCHEMA,
+                        &storage::FORMAT_VERSION.to_be_bytes()[..],
+                    )
+                    .map_err(StorageError::from)?;
                 }
                 Some(v) => {
                     let found = format_marker(&v)?;
@@ -374,14 +594,38 @@ impl Ledger {
             }
         }
         txn.commit().map_err(StorageError::from)?;
+        let budget = Budget {
+            memory: opts.memory_budget,
+            events: opts.max_unflushed_events,
+        };
+        let db = Arc::new(Db(Some(db)));
+        let mut w = Ledger::recover(&db, &budget)?;
+        let view = Arc::new(View::new(
+            w.mem.clone(),
+            w.base.l2().clone(),
+            Arc::downgrade(&db),
+        ));
+        // A recovered layer at its budget is flushed now rather than by the first command.
+        if w.mem.bytes >= budget.memory || w.mem.events >= budget.events {
+            flush(&db, &mut w, redb::Durability::Immediate, budget.cache())?;
+        }
+        let view = if w.mem.is_empty() {
+            Arc::new(View::new(
+                w.mem.clone(),
+                w.base.l2().clone(),
+                Arc::downgrade(&db),
+            ))
+        } else {
+            view
+        };
         Ok(Ledger {
             inner: Arc::new(Inner {
-                idle_reader: Mutex::new(None),
-                commits: std::sync::atomic::AtomicU64::new(0),
-                db: Db(Some(db)),
-                clock,
+                published: Mutex::new(Some(view)),
+                writer: Mutex::new(Some(w)),
+                db,
+                clock: opts.clock,
+                budget,
                 queue: Mutex::new(VecDeque::new()),
-                commit: Mutex::new(()),
                 groups: Mutex::new(0),
                 group_done: std::sync::Condvar::new(),
                 callers: std::sync::atomic::AtomicUsize::new(0),
@@ -392,6 +636,109 @@ impl Ledger {
         })
     }
 
+    /// Rebuilds the in-memory layer: replays, through `apply`, every log record after the one the
+    /// projection covers, checking the checksum chain on the way. A layer that reaches the budget
+    /// is flushed as it goes, so memory stays bounded however long the tail (a migrated file's
+    /// whole log is such a tail).
+    fn recover(db: &Arc<Db>, budget: &Budget) -> Result<Writer, StorageError> {
+        let l2 = Arc::new(L2::open(db)?);
+        let flushed = l2.flushed();
+        let (last, head) = log_head(&l2)?;
+        let mut w = Writer {
+            mem: Mem::empty(flushed),
+            base: Cached::new(l2.clone(), budget.cache().max(1 << 20)),
+            head: [0; 16],
+            last: flushed,
+            poisoned: None,
+        };
+        // The chain head at the flushed key.
+        w.head = if flushed == LogKey::ZERO {
+            [0; 16]
+        } else {
+            match l2.log_record(flushed)? {
+                Some(b) => logrec::decode(flushed, &b)?.checksum,
+                None => {
+                    return Err(StorageError(format!(
+                        "the projection covers log {flushed}, which the log does not hold"
+                    )));
+                }
+            }
+        };
+        if last == flushed {
+            w.head = head;
+            return Ok(w);
+        }
+        const STEP: usize = 4096;
+        let mut after = flushed;
+        loop {
+            // One read transaction per step: a flush in between commits new projection tables.
+            let mut batch: Vec<(LogKey, Vec<u8>)> = Vec::with_capacity(STEP);
+            for r in w.base.l2().log_after(after)? {
+                let (k, v) = r?;
+                batch.push((k, v.value().to_vec()));
+                if batch.len() == STEP {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            after = batch.last().expect("non-empty").0;
+            let (changes, keys) = {
+                let layered = Layered {
+                    mem: &w.mem,
+                    base: &w.base,
+                };
+                let mut tx = Tx::without_undo(&layered)?;
+                let mut keys = Vec::new();
+                for (k, bytes) in &batch {
+                    let rec = logrec::decode(*k, bytes)?;
+                    let expect = logrec::chain(&w.head, *k, bytes);
+                    if expect != rec.checksum {
+                        return Err(StorageError(format!(
+                            "log {k}: checksum mismatch: the log is damaged (run `walletctl verify`)"
+                        )));
+                    }
+                    w.head = rec.checksum;
+                    match rec.body {
+                        Body::Event {
+                            stream,
+                            seq,
+                            delta: _,
+                            event,
+                        } => {
+                            let delta = apply(&mut tx, stream, rec.at, &event)?;
+                            tx.record(stream, rec.at, event, delta)?;
+                            let p = tx.events().last().expect("just recorded");
+                            if p.position != k.position || p.seq != seq || k.sub != 0 {
+                                return Err(StorageError(format!(
+                                    "log {k}: replay places this event at position {} (stream {stream} event {})",
+                                    p.position, p.seq
+                                )));
+                            }
+                        }
+                        Body::Command(c) => {
+                            keys.push((c.key, (c.hash, c.instants, c.receipt)));
+                        }
+                    }
+                }
+                (tx.into_changes()?, keys)
+            };
+            w.mem.merge(changes, keys, after, &w.base)?;
+            w.last = after;
+            if w.mem.bytes >= budget.memory || w.mem.events >= budget.events {
+                flush(db, &mut w, redb::Durability::None, budget.cache())?;
+            }
+        }
+        if w.last != last {
+            return Err(StorageError(format!(
+                "recovery ended at log {} but the log ends at {last}",
+                w.last
+            )));
+        }
+        Ok(w)
+    }
+
     /// The file format a file is stamped with; `None` for a new (empty) file.
     fn format_of(db: &Database) -> Result<Option<u32>, OpenError> {
         let txn = db.begin_read().map_err(StorageError::from)?;
@@ -400,25 +747,34 @@ impl Ledger {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(StorageError::from(e).into()),
         };
-        match meta.get("schema").map_err(StorageError::from)? {
+        match meta.get(storage::META_SCHEMA).map_err(StorageError::from)? {
             Some(v) => Ok(Some(format_marker(v.value())?)),
             None => Ok(None),
         }
     }
 
-    /// Rewrites a format 1 file's keys into format 2 and stamps it, in one durable write
-    /// transaction (`storage::migrate`): a failure leaves the format 1 file as it was, and the
-    /// next open migrates it again.
-    fn migrate_v1(db: &Database) -> Result<(), OpenError> {
+    /// Migrates a file of format `from` to `from + 1` in one durable write transaction
+    /// (`storage::migrate`): a failure leaves the file as it was, and the next open migrates it
+    /// again.
+    fn migrate(db: &Database, from: u32) -> Result<(), OpenError> {
         // The snapshot the rewrite reads, begun before the write transaction (no commit in
         // between: this handle is not shared yet).
         let old = db.begin_read().map_err(StorageError::from)?;
-        let txn = db.begin_write().map_err(StorageError::from)?;
-        storage::migrate::v1_to_v2(&old, &txn)?;
+        let mut txn = db.begin_write().map_err(StorageError::from)?;
+        txn.set_two_phase_commit(true);
+        match from {
+            1 => {
+                storage::migrate::v1_to_v2(&old, &txn)?;
+            }
+            2 => {
+                storage::migrate::v2_to_v3(&old, &txn)?;
+            }
+            _ => unreachable!("only formats 1 and 2 are migrated"),
+        }
         drop(old);
         txn.open_table(storage::META)
             .map_err(StorageError::from)?
-            .insert("schema", &storage::FORMAT_VERSION.to_be_bytes()[..])
+            .insert(storage::META_SCHEMA, &(from + 1).to_be_bytes()[..])
             .map_err(StorageError::from)?;
         txn.commit().map_err(StorageError::from)?;
         Ok(())
@@ -427,6 +783,52 @@ impl Ledger {
     /// The clock's current instant.
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
+    }
+
+    /// The in-memory layer's budget in bytes (see [`OpenOptions::memory_budget`]).
+    pub fn memory_budget(&self) -> usize {
+        self.inner.budget.memory
+    }
+
+    /// What the in-memory layer holds now: acknowledged commands not yet written into the
+    /// projection tables (what `open` would replay after a crash).
+    pub fn unflushed(&self) -> Unflushed {
+        let v = self.view();
+        match v {
+            Ok(v) => Unflushed {
+                bytes: v.mem.bytes,
+                events: v.mem.events,
+                wallets: v.mem.wallets.len(),
+            },
+            Err(_) => Unflushed::default(),
+        }
+    }
+
+    /// Writes the in-memory layer into the projection tables now, durably. Never needed for
+    /// correctness (the log is durable; a flush happens by itself at the budget, and on close).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        guard(|| {
+            let mut g = lock(&self.inner.writer);
+            let w = g
+                .as_mut()
+                .ok_or_else(|| StorageError("the ledger is closed".into()))?;
+            if let Some(why) = &w.poisoned {
+                return Err(StorageError(why.clone()));
+            }
+            if let Err(e) = flush(
+                &self.inner.db,
+                w,
+                redb::Durability::Immediate,
+                self.inner.budget.cache(),
+            ) {
+                w.poisoned = Some(format!(
+                    "a flush failed ({e}); reopen the ledger (nothing acknowledged is lost)"
+                ));
+                return Err(e);
+            }
+            self.publish(w);
+            Ok(())
+        })
     }
 
     fn now_ns(&self) -> Result<i64, CommandError> {
@@ -444,9 +846,10 @@ impl Ledger {
     /// key fails with `idempotency_conflict`.
     ///
     /// Concurrent callers are group-committed: whoever takes the commit lock drains the queue of
-    /// waiting commands into one write transaction and one fsync. Each command runs under its
-    /// own savepoint, so one that fails is rolled back alone and never fails the others; every
-    /// caller is answered only after the commit that holds its command is durable.
+    /// waiting commands, decides them in memory and appends their log records in one write
+    /// transaction and one fsync. Each command runs under its own savepoint, so one that fails
+    /// is rolled back alone and never fails the others; every caller is answered only after the
+    /// commit that holds its command is durable.
     pub fn execute(&self, req: &Request) -> Result<Receipt, CommandError> {
         self.submit(req.clone(), Vec::new())
     }
@@ -476,43 +879,30 @@ impl Ledger {
             // The generation of completed groups before trying to lead: waiting below until it
             // moves cannot miss a group that completes in between.
             let seen = *lock(&self.inner.groups);
-            let leader = match self.inner.commit.try_lock() {
-                Ok(g) => Some(g),
-                // Poisoned only if a panic escaped a group (guard() catches them); leading on
-                // is still safe, the lock protects no data.
-                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            };
-            let led = match leader {
-                Some(_leader) => {
-                    let jobs: Vec<Job> = {
-                        let mut q = self.gather();
-                        let n = q.len().min(MAX_GROUP_COMMANDS);
-                        q.drain(..n).collect()
-                    };
-                    if !jobs.is_empty() {
-                        let answered = Answer(&jobs);
-                        let started = std::time::Instant::now();
-                        let results = guard(|| self.commit_group(&jobs));
-                        let stats = CommitStats {
-                            commands: jobs.len(),
-                            elapsed: started.elapsed(),
-                        };
-                        // Before anyone is answered, so that a read that follows an answer
-                        // cannot run on a transaction that began before the commit.
-                        self.retire_readers();
-                        answered.fill(results);
-                        self.observe(&stats);
-                    }
+            let mut flush_due = false;
+            let led = match self.inner.writer.try_lock() {
+                Ok(mut g) => {
+                    flush_due = self.lead(&mut g);
                     true
                 }
-                None => false,
+                // Poisoned only if a panic escaped a group (guard() catches them); leading on
+                // is still safe: the writer marks itself poisoned when a group fails part-way.
+                Err(std::sync::TryLockError::Poisoned(e)) => {
+                    flush_due = self.lead(&mut e.into_inner());
+                    true
+                }
+                Err(std::sync::TryLockError::WouldBlock) => false,
             };
             if led {
                 // Announced only after the commit lock is released: a caller that saw the old
                 // generation and failed to lead is then sure to see it move.
-                *lock(&self.inner.groups) += 1;
-                self.inner.group_done.notify_all();
+                self.announce();
+                if flush_due {
+                    // The group's callers are answered; the flush holds the commit lock (redb has
+                    // one writer) and this caller pays its time.
+                    let _ = self.flush_if_due();
+                    self.announce();
+                }
                 continue;
             }
             // Another caller is committing a group, perhaps with this command in it: wait for it
@@ -555,6 +945,76 @@ impl Ledger {
         }
     }
 
+    fn announce(&self) {
+        *lock(&self.inner.groups) += 1;
+        self.inner.group_done.notify_all();
+    }
+
+    /// Commits one group as its leader; returns whether the layer reached its budget.
+    fn lead(&self, g: &mut Option<Writer>) -> bool {
+        let jobs: Vec<Job> = {
+            let mut q = self.gather();
+            let n = q.len().min(MAX_GROUP_COMMANDS);
+            q.drain(..n).collect()
+        };
+        if jobs.is_empty() {
+            return false;
+        }
+        let answered = Answer(&jobs);
+        let Some(w) = g.as_mut() else {
+            answered.fill(Err(CommandError::new(
+                ErrorCode::Storage,
+                "the ledger is closed",
+            )));
+            return false;
+        };
+        let started = std::time::Instant::now();
+        let results = guard(|| self.commit_group(w, &jobs));
+        let stats = CommitStats {
+            commands: jobs.len(),
+            elapsed: started.elapsed(),
+        };
+        if results.is_err() && w.poisoned.is_none() {
+            w.poisoned = Some(
+                "a group commit failed; reopen the ledger (every acknowledged command is durable)"
+                    .into(),
+            );
+        }
+        answered.fill(results);
+        self.observe(&stats);
+        w.poisoned.is_none()
+            && (w.mem.bytes >= self.inner.budget.memory || w.mem.events >= self.inner.budget.events)
+    }
+
+    /// Flushes the layer if it is at its budget (another caller may have flushed it already).
+    fn flush_if_due(&self) -> Result<(), StorageError> {
+        guard(|| {
+            let mut g = lock(&self.inner.writer);
+            let Some(w) = g.as_mut() else {
+                return Ok(());
+            };
+            if w.poisoned.is_some()
+                || (w.mem.bytes < self.inner.budget.memory
+                    && w.mem.events < self.inner.budget.events)
+            {
+                return Ok(());
+            }
+            if let Err(e) = flush(
+                &self.inner.db,
+                w,
+                redb::Durability::None,
+                self.inner.budget.cache(),
+            ) {
+                w.poisoned = Some(format!(
+                    "a flush failed ({e}); reopen the ledger (nothing acknowledged is lost)"
+                ));
+                return Err(e);
+            }
+            self.publish(w);
+            Ok(())
+        })
+    }
+
     /// The queue, once every caller inside `submit` has queued its command, or after
     /// `GATHER_WAIT_US`. Why wait: callers answered by the previous group resubmit within
     /// microseconds, and a leader that starts at once commits a group of one or two, then the
@@ -579,68 +1039,231 @@ impl Ledger {
         }
     }
 
-    /// Runs `jobs` in one write transaction. `Err` (storage) fails the whole group.
+    /// Replaces the published view with the writer's layer.
+    fn publish(&self, w: &Writer) {
+        let v = Arc::new(View::new(
+            w.mem.clone(),
+            w.base.l2().clone(),
+            Arc::downgrade(&self.inner.db),
+        ));
+        *lock(&self.inner.published) = Some(v);
+    }
+
+    fn view(&self) -> Result<Arc<View>, StorageError> {
+        lock(&self.inner.published)
+            .clone()
+            .ok_or_else(|| StorageError("the ledger is closed".into()))
+    }
+
+    /// Decides `jobs` in memory, appends their log records in one durable transaction, then
+    /// merges their changes into the layer and publishes it. `Err` (storage) fails the whole
+    /// group, and nothing of it is durable or visible.
     fn commit_group(
         &self,
+        w: &mut Writer,
         jobs: &[Job],
     ) -> Result<Vec<Result<Receipt, CommandError>>, CommandError> {
-        let txn = self.inner.db.begin_write()?;
-        let mut keys: HashMap<String, (Fingerprint, Receipt)> = HashMap::new();
-        let results = {
-            let mut t = WriteTables::open(&txn)?;
-            let (results, changes) = {
-                let mut tx = Tx::new(&t)?;
-                let mut results = Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    let fp = job
-                        .req
-                        .key
-                        .as_ref()
-                        .map(|_| Fingerprint::of(&job.req, &job.notes));
-                    let r = match (&job.req.key, &fp) {
-                        (Some(k), Some(fp)) => match keys.get(k) {
-                            Some((seen, receipt)) => {
-                                Some(replay_answer(k, seen, fp, receipt.clone()))
-                            }
-                            None => idempotent_answer(&t, k, fp)?,
-                        },
-                        _ => None,
-                    };
-                    let r = match r {
-                        Some(answer) => answer,
-                        None => {
-                            domain::execute(&mut tx, &job.req, &job.notes, job.now, &mut RandomIds)
-                        }
-                    };
-                    match &r {
-                        Err(e) if e.code == ErrorCode::Storage => return Err(e.clone()),
-                        Ok(receipt) if !receipt.replayed => {
-                            if let (Some(k), Some(fp)) = (&job.req.key, fp) {
-                                keys.insert(k.clone(), (fp, receipt.clone()));
-                            }
-                        }
-                        _ => {}
-                    }
-                    results.push(r);
-                }
-                (results, tx.into_changes()?)
+        if let Some(why) = &w.poisoned {
+            return Err(CommandError::new(ErrorCode::Storage, why.clone()));
+        }
+        // Keys new in this group, in order, with what the log records of them.
+        let mut keys: Vec<(String, Fingerprint, usize)> = Vec::new();
+        let (results, changes) = {
+            let layered = Layered {
+                mem: &w.mem,
+                base: &w.base,
             };
-            if changes.events.is_empty() && keys.is_empty() && changes.sweep_exact.is_empty() {
-                // Nothing to make durable: every command failed or was a replay.
-                drop(t);
-                txn.abort()?;
-                return Ok(results);
+            let mut tx = Tx::new(&layered)?;
+            let mut results: Vec<Result<Receipt, CommandError>> = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let fp = job
+                    .req
+                    .key
+                    .as_ref()
+                    .map(|_| Fingerprint::of(&job.req, &job.notes));
+                let known = match (&job.req.key, &fp) {
+                    (Some(k), Some(fp)) => match keys.iter().find(|(kk, _, _)| kk == k) {
+                        Some((_, seen, i)) => {
+                            let receipt = results[*i]
+                                .clone()
+                                .expect("a key is kept only for a success");
+                            Some(replay_answer(k, seen, fp, receipt))
+                        }
+                        None => stored_answer(&w.mem, w.base.l2(), k, fp)?,
+                    },
+                    _ => None,
+                };
+                let r = match known {
+                    Some(answer) => answer,
+                    None => domain::execute(&mut tx, &job.req, &job.notes, job.now, &mut RandomIds),
+                };
+                match &r {
+                    Err(e) if e.code == ErrorCode::Storage => return Err(e.clone()),
+                    Ok(receipt) if !receipt.replayed => {
+                        if let (Some(k), Some(fp)) = (&job.req.key, fp) {
+                            keys.push((k.clone(), fp, results.len()));
+                        }
+                    }
+                    _ => {}
+                }
+                results.push(r);
             }
-            t.write(changes)?;
-            for (k, (fp, receipt)) in keys {
-                let mut v = fp.hash.to_vec();
-                v.extend_from_slice(&codec::encode(&(fp.instants, receipt)));
-                t.idem_mut()?.insert(k.as_str(), &v[..])?;
-            }
-            results
+            (results, tx.into_changes()?)
         };
+        if changes.events.is_empty() && keys.is_empty() {
+            // Nothing to make durable: every command failed, was a replay, or changed nothing.
+            return Ok(results);
+        }
+
+        // The log records, chained: each command's events, then its command record if keyed.
+        let mut records: Vec<(LogKey, Vec<u8>)> =
+            Vec::with_capacity(changes.events.len() + keys.len());
+        let mut head = w.head;
+        let mut last = w.last;
+        let mut events = changes.events.iter().peekable();
+        let mut push_events_upto = |upto: u64,
+                                    records: &mut Vec<(LogKey, Vec<u8>)>,
+                                    head: &mut [u8; 16],
+                                    last: &mut LogKey|
+         -> Result<(), StorageError> {
+            while let Some(p) = events.next_if(|p| p.position <= upto) {
+                let k = LogKey::event(p.position);
+                if k <= *last {
+                    return Err(StorageError(format!(
+                        "event position {} does not follow the log's end ({last})",
+                        p.position
+                    )));
+                }
+                let (bytes, sum) =
+                    logrec::encode_event(head, k, p.at, p.stream, p.seq, &p.delta, &p.event);
+                *head = sum;
+                *last = k;
+                records.push((k, bytes));
+            }
+            Ok(())
+        };
+        let mut idem: Vec<(String, IdemRecord)> = Vec::with_capacity(keys.len());
+        for (k, fp, i) in keys {
+            let receipt = results[i]
+                .clone()
+                .expect("a key is kept only for a success");
+            let upto = receipt.last_position.unwrap_or(last.position);
+            push_events_upto(upto, &mut records, &mut head, &mut last)?;
+            let key = if last.position == upto {
+                LogKey {
+                    position: upto,
+                    sub: last.sub.checked_add(1).ok_or_else(|| {
+                        StorageError("too many command records at one log position".into())
+                    })?,
+                }
+            } else {
+                LogKey {
+                    position: upto,
+                    sub: 1,
+                }
+            };
+            let rec = CommandRecord {
+                key: k.clone(),
+                hash: fp.hash,
+                instants: fp.instants.clone(),
+                receipt: receipt.clone(),
+            };
+            // The command's own instant, as its receipt states it: the record must not depend on
+            // the clock of whoever wrote it (a replica rebuilding from the log gets these bytes).
+            let at = Instant::parse("at", &receipt.at).map_or(0, |i| i.0);
+            let (bytes, sum) = logrec::encode_command(&head, key, at, &rec);
+            head = sum;
+            last = key;
+            records.push((key, bytes));
+            idem.push((k, (fp.hash, fp.instants, receipt)));
+        }
+        push_events_upto(u64::MAX, &mut records, &mut head, &mut last)?;
+
+        // The durable write: the log only, appended at its end in one run.
+        let txn = self.inner.db.begin_write()?;
+        {
+            let mut log = txn.open_table(storage::LOG)?;
+            let mut at_end = log.upper_bound_mut(std::ops::Bound::<(u64, u32)>::Unbounded)?;
+            for (k, bytes) in &records {
+                at_end
+                    .insert_before(k.tuple(), &bytes[..])
+                    .map_err(|e| StorageError(format!("log {k}: {}", redb::Error::from(e))))?;
+            }
+            at_end.close()?;
+        }
         txn.commit()?;
+        w.head = head;
+        w.last = last;
+        // Durable: from here every caller is answered with its result. A layer that cannot take
+        // the changes (a damaged projection row) poisons the handle; reopening replays the log.
+        if let Err(e) = w.mem.merge(changes, idem, last, &w.base) {
+            w.poisoned = Some(format!(
+                "the in-memory layer could not take a durable group ({e}); reopen the ledger"
+            ));
+            return Ok(results);
+        }
+        self.publish(w);
         Ok(results)
+    }
+
+    /// Runs JSON command lines as one command group, exactly as a group of concurrent callers is
+    /// committed (each under its own savepoint, one durable commit). For tests of the group
+    /// path, which concurrent callers reach only by timing. A line that does not parse gets its
+    /// error and is left out of the group.
+    #[doc(hidden)]
+    pub fn execute_lines_as_group(&self, lines: &[&str]) -> Vec<Result<Receipt, CommandError>> {
+        let now = match self.now_ns() {
+            Ok(n) => n,
+            Err(e) => return lines.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut out: Vec<Option<Result<Receipt, CommandError>>> = vec![None; lines.len()];
+        let mut jobs = Vec::new();
+        let mut at = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            match crate::json::parse_line_noted(line) {
+                Ok((req, notes)) => {
+                    jobs.push(Job {
+                        req,
+                        notes,
+                        now,
+                        slot: Arc::new(Mutex::new(None)),
+                    });
+                    at.push(i);
+                }
+                Err((_, e)) => out[i] = Some(Err(e)),
+            }
+        }
+        let flush_due = {
+            let mut g = lock(&self.inner.writer);
+            let results = match g.as_mut() {
+                Some(w) => {
+                    let r = guard(|| self.commit_group(w, &jobs));
+                    if r.is_err() && w.poisoned.is_none() {
+                        w.poisoned = Some("a group commit failed; reopen the ledger".into());
+                    }
+                    r
+                }
+                None => Err(CommandError::new(
+                    ErrorCode::Storage,
+                    "the ledger is closed",
+                )),
+            };
+            Answer(&jobs).fill(results);
+            g.as_ref().is_some_and(|w| {
+                w.poisoned.is_none()
+                    && (w.mem.bytes >= self.inner.budget.memory
+                        || w.mem.events >= self.inner.budget.events)
+            })
+        };
+        if flush_due {
+            let _ = self.flush_if_due();
+        }
+        for (job, i) in jobs.iter().zip(at) {
+            out[i] = lock(&job.slot).take();
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(CommandError::new(ErrorCode::Storage, "unanswered"))))
+            .collect()
     }
 
     /// Executes a command given as one JSON line (SPEC §9).
@@ -650,9 +1273,10 @@ impl Ledger {
             Err((Some(key), e)) => {
                 // Step 0 first: a known key with a command that does not even parse cannot be
                 // the command stored under it.
-                let txn = self.inner.db.begin_read()?;
-                let t = ReadTables::open(txn)?;
-                if t.idem()?.get(key.as_str()).ok().flatten().is_some() {
+                let v = self.view()?;
+                let known = v.mem.idem.contains_key(&key)
+                    || v.l2.idem_record(&key).ok().flatten().is_some();
+                if known {
                     return Err(CommandError::new(
                         ErrorCode::IdempotencyConflict,
                         format!(
@@ -667,17 +1291,20 @@ impl Ledger {
         }
     }
 
-    /// A consistent read view of the ledger at one moment.
+    /// A consistent read view of the ledger at one moment: every command acknowledged before
+    /// the call, and nothing after.
     pub fn reader(&self) -> Result<Reader, StorageError> {
-        guard(|| {
-            let txn = self.inner.db.begin_read()?;
-            let t = Box::new(ReadTables::open(txn)?);
-            Ok(Reader {
-                t,
-                now: self.now(),
-                _lease: Some(Lease::take(&self.inner.leased)),
-            })
-        })
+        let view = self.view()?;
+        Ok(Reader::new(
+            view,
+            self.now(),
+            Some(Lease::take(&self.inner.leased)),
+            self.inner.budget.cache(),
+        ))
+    }
+
+    fn quick_reader(&self) -> Result<Reader, StorageError> {
+        Ok(Reader::new(self.view()?, self.now(), None, 8 << 20))
     }
 
     /// The wallet's figures and profile as of `as_of` (default: now).
@@ -686,85 +1313,58 @@ impl Ledger {
         wallet: Uuid,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<WalletSnapshot, ReadError> {
-        self.read_wallet(wallet, |r, w| r.snapshot(w, as_of))
+        guard(|| {
+            let r = self.quick_reader()?;
+            let w = r
+                .wallet_number(wallet)?
+                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
+            r.snapshot_inner(w, as_of, true)
+        })
     }
 
     /// The wallet's figures as of `as_of` (default: now), without its lifecycle events: the
-    /// cheapest read of current figures.
+    /// cheapest read of current figures. A wallet the in-memory layer does not hold is read
+    /// from its row alone when the instant is within its precomputed schedule.
     pub fn figures(
         &self,
         wallet: Uuid,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<WalletSnapshot, ReadError> {
-        self.read_wallet(wallet, |r, w| r.figures(w, as_of))
-    }
-
-    /// Runs `f` on a reader that sees every commit made before the call, and the wallet's number
-    /// (`unknown_wallet` when there is none).
-    fn read_wallet<T>(
-        &self,
-        wallet: Uuid,
-        f: impl FnOnce(&Reader, u64) -> Result<T, ReadError>,
-    ) -> Result<T, ReadError> {
         guard(|| {
-            let (r, generation) = self.current_reader()?;
-            let out = r
-                .wallet_number(wallet)
-                .map_err(ReadError::from)
-                .and_then(|w| w.ok_or_else(|| ReadError::UnknownWallet(wallet.to_string())))
-                .and_then(|w| f(&r, w));
-            self.keep_reader(r, generation);
-            out
+            let t = as_of.unwrap_or_else(|| self.now());
+            let at = Instant::from_datetime(t)
+                .ok_or_else(|| ReadError::InvalidTime(format!("{t} is outside 1677..2262")))?
+                .0;
+            let view = self.view()?;
+            let id = *wallet.as_bytes();
+            if let Some(w) = view.mem.uuids.get(&id) {
+                if let Some(m) = view.mem.wallets.get(w)
+                    && at >= m.ws.updated_at
+                    && m.ws.next_due.is_none_or(|d| d > at)
+                {
+                    return Ok(WalletSnapshot::build((*m.ws).clone(), Vec::new(), at));
+                }
+            } else if let Some((mut ws, schedule)) = view.l2.head_by_uuid(id)?
+                && at >= ws.updated_at
+                && (ws.next_due.is_none_or(|d| d > at) || schedule.figures_at(&mut ws, at)?)
+            {
+                return Ok(WalletSnapshot::build(ws, Vec::new(), at));
+            }
+            let r = Reader::new(view, self.now(), None, 8 << 20);
+            let w = r
+                .wallet_number(wallet)?
+                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
+            r.snapshot_inner(w, Some(t), false)
         })
-    }
-
-    /// The idle reader if no group was committed since it began, else a fresh one; with the
-    /// commit count it is current for.
-    fn current_reader(&self) -> Result<(Reader, u64), StorageError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        // Read before the transaction begins: a commit counted after this may or may not be in
-        // the snapshot, which is then only kept if no commit was counted meanwhile.
-        let generation = self.inner.commits.load(SeqCst);
-        let idle = lock(&self.inner.idle_reader).take();
-        let t = match idle {
-            Some((g, t)) if g == generation => t,
-            _ => Box::new(ReadTables::open(self.inner.db.begin_read()?)?),
-        };
-        Ok((
-            Reader {
-                t,
-                now: self.now(),
-                _lease: None,
-            },
-            generation,
-        ))
-    }
-
-    /// Keeps `r` for the next read if no group was committed since `generation`.
-    fn keep_reader(&self, r: Reader, generation: u64) {
-        use std::sync::atomic::Ordering::SeqCst;
-        let mut t = r.t;
-        t.forget_cursors();
-        let mut idle = lock(&self.inner.idle_reader);
-        // Checked under the lock `retire_readers` takes after counting, so a reader that began
-        // before a commit is either refused here or dropped there.
-        if self.inner.commits.load(SeqCst) == generation {
-            *idle = Some((generation, t));
-        }
-    }
-
-    /// Counts a commit and drops the idle reader, whose snapshot may predate it (and would keep
-    /// redb from reusing the pages the commit freed).
-    fn retire_readers(&self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.inner.commits.fetch_add(1, SeqCst);
-        let stale = lock(&self.inner.idle_reader).take();
-        drop(stale);
     }
 
     /// Every event of a wallet, in order.
     pub fn history(&self, wallet: Uuid) -> Result<Vec<HistoryEntry>, ReadError> {
-        self.read_wallet(wallet, |r, w| {
+        guard(|| {
+            let r = self.quick_reader()?;
+            let w = r
+                .wallet_number(wallet)?
+                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
             Ok(r.events(w)?
                 .into_iter()
                 .map(|(seq, rec)| HistoryEntry {
@@ -777,40 +1377,26 @@ impl Ledger {
         })
     }
 
-    /// Replays the whole log and compares it with the materialized state; see [`crate::verify`].
+    /// Replays the whole log and compares it with the projection and the in-memory layer; see
+    /// [`crate::verify`].
     pub fn verify(&self) -> Result<crate::verify::Report, StorageError> {
         guard(|| {
-            let txn = self.inner.db.begin_read()?;
-            let t = ReadTables::open(txn)?;
-            crate::verify::verify(&t)
+            let view = self.view()?;
+            let log = view.log()?;
+            crate::verify::verify(&view.l2, &view.mem, log)
         })
     }
 
     /// Compacts the file the way SQLite's `VACUUM` does: every table is rebuilt with its B-tree
     /// leaves packed full, then the pages are moved to the front of the file and the file is
-    /// truncated. Needs the only handle on the ledger (no clone alive) and no [`Reader`] from
-    /// [`Ledger::reader`] still open (redb cannot move pages under a read transaction); either
-    /// is refused before anything is written.
+    /// truncated. The in-memory layer is flushed first. Needs the only handle on the ledger (no
+    /// clone alive) and no [`Reader`] from [`Ledger::reader`] still open (redb cannot move pages
+    /// under a read transaction); either is refused before anything is written.
     ///
-    /// redb splits a full leaf in two halves, so tables written in random key order (many
-    /// wallets, interleaved) fill their leaves about half; redb's own compaction moves pages but
-    /// never repacks a leaf. Here, in one write transaction, each table is deleted and written
-    /// again in key order from a read transaction begun before it (streamed, ~1 MiB buffered at a
-    /// time: memory does not grow with the file); that transaction commits durably (two-phase),
-    /// then redb's compaction moves the packed pages into the space the old ones left.
-    ///
-    /// **Space**: the old pages are freed only by that commit, so the rebuilt tables (about the
-    /// live data: the size the file has after compaction) are written beside them first, and
-    /// redb extends a file smaller than 4 GiB by doubling it. Plan for up to twice the file's
-    /// size while it runs (a 657 MB file peaked at 1.31 GB and ended at 425 MB).
-    ///
-    /// **Failure and crashes**: the rebuild is one transaction. An error before it commits (I/O,
-    /// a full disk) aborts it and a crash before it is durable rolls it back: the file holds
-    /// exactly what it held. After the commit only pages move, each step its own transaction, so
-    /// an error or crash then leaves the rebuilt (same) data in a file that is not yet as small
-    /// as it can be. After an error, drop the handle and open the file again (redb refuses
-    /// further writes on a handle after an I/O error), then `compact` again to finish. A refusal
-    /// (a clone or a `Reader` alive) writes nothing and leaves the handle as usable as before.
+    /// **Space**: the old pages are freed only by the rebuild's commit, so plan for up to twice
+    /// the file's size while it runs. **Failure and crashes**: the rebuild is one transaction; an
+    /// error or crash before it commits leaves the file as it was. After an error, drop the
+    /// handle and open the file again. A refusal writes nothing and leaves the handle usable.
     pub fn compact(&mut self) -> Result<(), StorageError> {
         // `get_mut` rather than consuming the handle: a refusal leaves the caller a working
         // handle instead of making them reopen the file.
@@ -828,13 +1414,36 @@ impl Ledger {
                  pages under a read transaction; nothing was changed"
             )));
         }
-        // Compaction needs no transaction in progress.
-        *inner
-            .idle_reader
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        let cache = inner.budget.cache();
         guard(|| {
-            let db = &mut inner.db;
+            // Flush, then drop every read transaction (the writer's and the published view's).
+            {
+                let w = inner
+                    .writer
+                    .get_mut()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                    .ok_or_else(|| StorageError("the ledger is closed".into()))?;
+                if let Some(why) = &w.poisoned {
+                    return Err(StorageError(why.clone()));
+                }
+                if !w.mem.is_empty() {
+                    flush(&inner.db, w, redb::Durability::Immediate, cache)?;
+                }
+            }
+            let (head, last) = {
+                let w = inner
+                    .writer
+                    .get_mut()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                    .expect("checked above");
+                (w.head, w.last)
+            };
+            *inner.published.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+            let db = Arc::get_mut(&mut inner.db)
+                .ok_or_else(|| StorageError("compact: the database is still shared".into()))?;
+            let db = db.0.as_mut().expect("present until dropped");
             {
                 let old = db.begin_read().map_err(|e| {
                     StorageError(format!("compaction: cannot begin a read transaction: {e}"))
@@ -860,9 +1469,30 @@ impl Ledger {
                 .compact()
                 .map_err(|e| StorageError(format!("compaction: moving pages: {e}")))?
             {}
+            let l2 = Arc::new(L2::open(db)?);
+            let w = Writer {
+                mem: Mem::empty(l2.flushed()),
+                base: Cached::new(l2.clone(), cache.max(1 << 20)),
+                head,
+                last,
+                poisoned: None,
+            };
+            *inner.published.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(
+                View::new(w.mem.clone(), l2, Arc::downgrade(&inner.db)),
+            ));
+            *inner.writer.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(w);
             Ok(())
         })
     }
+}
+
+/// What the in-memory layer holds (see [`Ledger::unflushed`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unflushed {
+    /// Approximate bytes, compared with the memory budget.
+    pub bytes: usize,
+    pub events: u64,
+    pub wallets: usize,
 }
 
 /// Runs `f`, turning a panic into a `storage` error. redb trusts the lengths it finds in pages it
@@ -925,8 +1555,8 @@ struct Job {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere must not wedge every later caller: the data under these locks (a queue
-    // and answer slots) stays consistent across a panic.
+    // A panic elsewhere must not wedge every later caller: the data under these locks stays
+    // consistent across a panic (the writer poisons itself when a group fails part-way).
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -983,22 +1613,20 @@ fn replay_answer(
     Ok(receipt)
 }
 
-fn idempotent_answer(
-    t: &WriteTables,
+/// The answer to a known key: from the layer, else the projection; `None` for a new key.
+fn stored_answer(
+    mem: &Mem,
+    l2: &L2,
     key: &str,
     fp: &Fingerprint,
 ) -> Result<Option<Result<Receipt, CommandError>>, CommandError> {
-    let Some(v) = t.idem()?.get(key)? else {
-        return Ok(None);
+    let (hash, instants, receipt) = match mem.idem.get(key) {
+        Some(r) => (**r).clone(),
+        None => match l2.idem_record(key)? {
+            Some(r) => r,
+            None => return Ok(None),
+        },
     };
-    let v = v.value();
-    if v.len() < 32 {
-        return Err(StorageError(format!("idempotency record of key {key:?} is truncated")).into());
-    }
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(&v[..32]);
-    let (instants, receipt): (Vec<Option<i64>>, Receipt) =
-        codec::decode("idempotency record", &v[32..])?;
     let stored = Fingerprint { hash, instants };
     Ok(Some(replay_answer(key, &stored, fp, receipt)))
 }
@@ -1016,10 +1644,11 @@ fn keep_scratch(s: Option<Scratch>) {
     SCRATCH.with(|cell| cell.set(s));
 }
 
-/// A consistent read-only view (one redb read transaction). Views and the CLI read through it.
+/// A consistent read-only view: the in-memory layer as of one durable group, over the
+/// projection's read transaction. Views and the CLI read through it.
 pub struct Reader {
-    /// Boxed: the tables are large, and a kept reader moves in and out of the idle slot.
-    t: Box<ReadTables>,
+    view: Arc<View>,
+    base: Cached,
     now: DateTime<Utc>,
     /// Counts a reader handed to the caller (see `Inner::leased`); `None` for the ledger's own.
     _lease: Option<Lease>,
@@ -1042,75 +1671,189 @@ impl Drop for Lease {
 }
 
 impl Reader {
+    fn new(view: Arc<View>, now: DateTime<Utc>, lease: Option<Lease>, cache: usize) -> Reader {
+        let base = Cached::new(view.l2.clone(), cache.max(1 << 20));
+        Reader {
+            view,
+            base,
+            now,
+            _lease: lease,
+        }
+    }
+
+    fn layered(&self) -> Layered<'_> {
+        Layered {
+            mem: &self.view.mem,
+            base: &self.base,
+        }
+    }
+
     /// The instant reads default to.
     pub fn now(&self) -> DateTime<Utc> {
         self.now
     }
 
     pub fn wallet_number(&self, id: Uuid) -> Result<Option<u64>, StorageError> {
-        self.t.wallet_by_uuid(*id.as_bytes())
+        self.layered().wallet_by_uuid(*id.as_bytes())
     }
     pub fn wallet_by_external(&self, ext: &str) -> Result<Option<u64>, StorageError> {
-        self.t.wallet_by_external(ext)
+        self.layered().wallet_by_external(ext)
     }
     pub fn wallet_by_card(&self, card: &str) -> Result<Option<u64>, StorageError> {
-        self.t.wallet_by_card(card)
+        self.layered().wallet_by_card(card)
     }
     pub fn holder(&self, id: Uuid) -> Result<Option<Holder>, StorageError> {
-        self.t.holder(*id.as_bytes())
+        self.layered().holder(*id.as_bytes())
     }
     pub fn holder_by_identity(&self, identity: &str) -> Result<Option<Uuid>, StorageError> {
-        Ok(self.t.holder_by_identity(identity)?.map(uuid_of))
+        Ok(self.layered().holder_by_identity(identity)?.map(uuid_of))
     }
     pub fn holder_by_email(&self, email: &str) -> Result<Option<Uuid>, StorageError> {
         Ok(self
-            .t
+            .layered()
             .holder_by_email(&crate::model::normalize_email(email))?
             .map(uuid_of))
     }
     pub fn program(&self, id: u64) -> Result<Option<Program>, StorageError> {
-        self.t.program(id)
+        self.layered().program(id)
     }
     /// Wallet numbers of a holder, in opening order.
     pub fn wallets_of(&self, holder: Uuid) -> Result<Vec<u64>, StorageError> {
-        self.t.wallets_of(*holder.as_bytes())
+        let h = *holder.as_bytes();
+        let mut v = self.view.l2.wallets_of(h)?;
+        for (hh, w) in self.view.mem.holder_wallets.range((h, 0)..=(h, u64::MAX)) {
+            debug_assert_eq!(*hh, h);
+            v.push(*w);
+        }
+        v.sort_unstable();
+        v.dedup();
+        Ok(v)
     }
 
-    /// A stream's events with their sequence numbers, decoded (no checksum verification).
-    pub fn events(&self, stream: u64) -> Result<Vec<(u64, EventRecord)>, StorageError> {
-        guard(|| self.events_inner(stream))
+    /// Positions of wallet `w`'s events `1..=seq`, in order: the flushed index, then the layer's.
+    fn positions(&self, w: u64, seq: u64) -> Result<Vec<u64>, StorageError> {
+        self.positions_between(w, 1, seq)
     }
 
-    fn events_inner(&self, stream: u64) -> Result<Vec<(u64, EventRecord)>, StorageError> {
-        let mut out = Vec::new();
-        self.each_event(stream, 1, |seq, bytes| {
-            let (rec, _) = codec::decode_event("event", bytes)
-                .map_err(|e| StorageError(format!("stream {stream} event {seq}: {}", e.0)))?;
-            out.push((seq, rec));
-            Ok(true)
-        })?;
+    fn positions_between(&self, w: u64, from: u64, to: u64) -> Result<Vec<u64>, StorageError> {
+        let (flushed_to, mem) = match self.view.mem.wallets.get(&w) {
+            Some(m) => (m.first_seq - 1, Some(m)),
+            None => (to, None),
+        };
+        let mut out = self.view.l2.positions(w, from, to.min(flushed_to))?;
+        if let Some(m) = mem {
+            out.extend(m.positions_between(from, to));
+        }
+        let want = (to + 1).saturating_sub(from) as usize;
+        if out.len() != want {
+            return Err(StorageError(format!(
+                "wallet {w}: the event index holds {} of events {from}..={to}",
+                out.len()
+            )));
+        }
         Ok(out)
     }
 
-    /// Calls `f(seq, record bytes)` for the events of `stream` from sequence `from`, in order,
-    /// until it returns `false`. The record names itself only on error: no per-event formatting.
-    fn each_event(
-        &self,
-        stream: u64,
-        from: u64,
-        mut f: impl FnMut(u64, &[u8]) -> Result<bool, StorageError>,
-    ) -> Result<(), StorageError> {
-        // Stored newest first: ascending sequence numbers are the range reversed.
-        let (lo, hi) = crate::storage::event_bounds(stream, from, u64::MAX);
-        for r in self.t.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])?.rev() {
-            let (k, v) = r?;
-            let (_, seq) = crate::storage::event_of(k.value())
-                .ok_or_else(|| StorageError("event key of the wrong size".into()))?;
-            if !f(seq, v.value())? {
-                break;
+    /// A stream's events with their sequence numbers, decoded (no checksum verification). The
+    /// ledger stream (0) has no index: its events are found by a scan of the whole log.
+    pub fn events(&self, stream: u64) -> Result<Vec<(u64, StoredEvent)>, StorageError> {
+        guard(|| {
+            let log = self.view.log()?;
+            let mut out = Vec::new();
+            if stream == LEDGER_STREAM {
+                let end = self.view.mem.last;
+                for r in log.iter()? {
+                    let (k, v) = r?;
+                    let k = LogKey::from_tuple(k.value());
+                    if k > end {
+                        break;
+                    }
+                    if k.sub != 0 {
+                        continue;
+                    }
+                    let rec = logrec::decode(k, v.value())?;
+                    if let Body::Event {
+                        stream: 0,
+                        seq,
+                        delta,
+                        event,
+                    } = rec.body
+                    {
+                        out.push((
+                            seq,
+                            StoredEvent {
+                                position: k.position,
+                                at: rec.at,
+                                checksum: rec.checksum,
+                                delta,
+                                event,
+                            },
+                        ));
+                    }
+                }
+                return Ok(out);
+            }
+            let Some(ws) = self.layered().wallet(stream)? else {
+                return Ok(out);
+            };
+            for (i, p) in self.positions(stream, ws.seq)?.into_iter().enumerate() {
+                let k = LogKey::event(p);
+                let v = log
+                    .get(k.tuple())?
+                    .ok_or_else(|| StorageError(format!("wallet {stream}: log {k} is missing")))?;
+                let rec = logrec::decode(k, v.value())?;
+                match rec.body {
+                    Body::Event {
+                        stream: s,
+                        seq,
+                        delta,
+                        event,
+                    } if s == stream && seq == i as u64 + 1 => out.push((
+                        seq,
+                        StoredEvent {
+                            position: p,
+                            at: rec.at,
+                            checksum: rec.checksum,
+                            delta,
+                            event,
+                        },
+                    )),
+                    _ => {
+                        return Err(StorageError(format!(
+                            "wallet {stream}: its event index points at log {k}, which is not its event {}",
+                            i + 1
+                        )));
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every lifecycle event of wallet `w` (the flushed chunks, then the layer's).
+    fn lifecycle_of(&self, w: u64, ws: &WalletState) -> Result<Vec<LifecycleRec>, StorageError> {
+        let mem = self.view.mem.wallets.get(&w);
+        let flushed = match mem {
+            Some(m) if !m.flushed => Vec::new(),
+            _ => self.view.l2.lifecycle(w, ws.lifecycle)?,
+        };
+        let mut out = flushed;
+        if let Some(m) = mem {
+            for (idx, rec) in m.lifecycle.iter() {
+                let i = *idx as usize;
+                if i < out.len() {
+                    out[i] = (**rec).clone();
+                } else if i == out.len() {
+                    out.push((**rec).clone());
+                } else {
+                    return Err(StorageError(format!(
+                        "wallet {w}: lifecycle event {i} follows {} stored",
+                        out.len()
+                    )));
+                }
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// `unknown_wallet` for an instant before the wallet was opened.
@@ -1135,7 +1878,7 @@ impl Reader {
     }
 
     /// Like [`Reader::snapshot`] without the lifecycle events (left empty): the figures-only read
-    /// for hot paths, one table fewer.
+    /// for hot paths.
     pub fn figures(
         &self,
         w: u64,
@@ -1154,27 +1897,26 @@ impl Reader {
         let at = Instant::from_datetime(t)
             .ok_or_else(|| ReadError::InvalidTime(format!("{t} is outside 1677..2262")))?
             .0;
-        let ws = self
-            .t
+        let layered = self.layered();
+        let ws = layered
             .wallet(w)?
             .ok_or_else(|| ReadError::UnknownWallet(format!("number {w}")))?;
         if at >= ws.updated_at {
             let lifecycle = if with_lifecycle {
-                self.t.lifecycle_of(w)?
+                self.lifecycle_of(w, &ws)?
             } else {
                 Vec::new()
             };
-            // Materialized state plus transitions due since the last event: O(due), no replay,
-            // and nothing at all when the earliest pending transition lies after `at`.
+            // Current state plus transitions due since the last event: O(due), no replay, and
+            // nothing at all when the earliest pending transition lies after `at`.
             if ws.next_due.is_none_or(|d| d > at) {
                 return Ok(WalletSnapshot::build(ws, lifecycle, at));
             }
-            let mut tx = Tx::reading(&*self.t, take_scratch());
+            let mut tx = Tx::reading(&layered, take_scratch());
             tx.seed_wallet(ws);
             advance(&mut tx, w, at, false)?;
             // The overlay is discarded: move the header out rather than clone it.
             let ws = tx.take_wallet(w)?;
-            // Not on an error path above: that overlay's containers are simply dropped.
             keep_scratch(tx.into_scratch());
             return Ok(WalletSnapshot::build(ws, lifecycle, at));
         }
@@ -1188,30 +1930,51 @@ impl Reader {
         w: u64,
         as_of: DateTime<Utc>,
     ) -> Result<WalletSnapshot, ReadError> {
-        guard(|| self.snapshot_replayed_inner(w, as_of))
+        guard(|| {
+            let at = Instant::from_datetime(as_of)
+                .ok_or_else(|| ReadError::InvalidTime(format!("{as_of} is outside 1677..2262")))?
+                .0;
+            let ws = self
+                .layered()
+                .wallet(w)?
+                .ok_or_else(|| ReadError::UnknownWallet(format!("number {w}")))?;
+            let lifecycle = self.lifecycle_of(w, &ws)?;
+            Self::existed_at(&ws, at)?;
+            let empty = crate::domain::state::Empty;
+            let mut tx = Tx::without_undo(&empty)?;
+            for (_, rec) in self.events(w)? {
+                if rec.at > at {
+                    break;
+                }
+                apply(&mut tx, w, rec.at, &rec.event)?;
+            }
+            advance(&mut tx, w, at, false)?;
+            let ws = tx.wallet_req(w)?;
+            Ok(WalletSnapshot::build(ws, lifecycle, at))
+        })
     }
 
-    fn snapshot_replayed_inner(
-        &self,
-        w: u64,
-        as_of: DateTime<Utc>,
-    ) -> Result<WalletSnapshot, ReadError> {
-        let at = Instant::from_datetime(as_of)
-            .ok_or_else(|| ReadError::InvalidTime(format!("{as_of} is outside 1677..2262")))?
-            .0;
-        let ws = self
-            .t
-            .wallet(w)?
-            .ok_or_else(|| ReadError::UnknownWallet(format!("number {w}")))?;
-        let lifecycle = self.t.lifecycle_of(w)?;
-        self.replay(w, &ws, lifecycle, at)
+    /// The latest checkpoint of `w` at or before `at`: the layer's or the projection's.
+    fn checkpoint_before(&self, w: u64, at: i64) -> Result<Option<Checkpoint>, StorageError> {
+        let mut best = self.view.l2.checkpoint_before(w, at)?;
+        if let Some(m) = self.view.mem.wallets.get(&w) {
+            for cp in m.checkpoints.values().rev() {
+                if cp.at <= at {
+                    if best.as_ref().is_none_or(|b| b.seq < cp.seq) {
+                        best = Some((**cp).clone());
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(best)
     }
 
     /// Wallet `w` as of an instant before its last event: the nearest checkpoint at or before
     /// `at`, plus the figure deltas of the events after it up to `at` (at most
-    /// [`crate::storage::CHECKPOINT_EVERY`] and one transaction's). Every event at or before `at`
-    /// is included, and so is every transition due by then: one was recorded at its due time
-    /// before the next event, which lies after `at`. Cost O(log n + K), never O(history).
+    /// [`crate::domain::state::CHECKPOINT_EVERY`]). Every event at or before `at` is included,
+    /// and so is every transition due by then: one was recorded at its due time before the next
+    /// event, which lies after `at`. Cost O(log n + K), never O(history).
     fn as_of(
         &self,
         w: u64,
@@ -1219,25 +1982,8 @@ impl Reader {
         with_lifecycle: bool,
         at: i64,
     ) -> Result<WalletSnapshot, ReadError> {
-        use crate::domain::event::Event;
-        use crate::storage::{Checkpoint, checkpoint_key};
         Self::existed_at(&ws, at)?;
-        let lo = checkpoint_key(w, i64::MIN, 0);
-        let hi = checkpoint_key(w, at, u64::MAX);
-        let cp: Option<Checkpoint> = match self
-            .t
-            .rows()?
-            .range::<&[u8]>(&lo[..]..=&hi[..])
-            .map_err(StorageError::from)?
-            .next_back()
-        {
-            Some(r) => Some(codec::decode(
-                "checkpoint",
-                r.map_err(StorageError::from)?.1.value(),
-            )?),
-            None => None,
-        };
-        let mut start = match cp {
+        let mut start = match self.checkpoint_before(w, at)? {
             Some(c) => c,
             None => Checkpoint {
                 seq: 0,
@@ -1247,32 +1993,38 @@ impl Reader {
                 cards: Vec::new(),
             },
         };
-        self.each_event(w, start.seq + 1, |seq, bytes| {
-            let (eat, delta, tag) = codec::peek_event(bytes)
-                .map_err(|e| StorageError(format!("wallet {w} event {seq}: {}", e.0)))?;
-            if eat > at {
-                return Ok(false);
+        let log = self.view.log()?;
+        let positions = self.positions_between(w, start.seq + 1, ws.seq)?;
+        for p in positions {
+            let k = LogKey::event(p);
+            let v = log
+                .get(k.tuple())
+                .map_err(StorageError::from)?
+                .ok_or_else(|| StorageError(format!("wallet {w}: log {k} is missing")))?;
+            let bytes = v.value();
+            let peek = logrec::peek_event(k, bytes)?;
+            if peek.at > at {
+                break;
             }
-            if let Some(d) = delta {
+            if let Some(d) = peek.delta {
                 let f = start.figures.get_mut(d.pocket as usize).ok_or_else(|| {
                     StorageError(format!("wallet {w}: a delta names pocket {}", d.pocket))
                 })?;
                 d.add_to(f)
                     .map_err(|e| StorageError(format!("wallet {w}: {e}")))?;
             }
-            if tag == Event::TAG_PAYMENT_METHOD_LINKED || tag == Event::TAG_CARD_ISSUED {
-                let (rec, _) = codec::decode_event("event", bytes)
-                    .map_err(|e| StorageError(format!("wallet {w}: {}", e.0)))?;
-                match rec.event {
+            if (peek.tag == Event::TAG_PAYMENT_METHOD_LINKED || peek.tag == Event::TAG_CARD_ISSUED)
+                && let Body::Event { event, .. } = logrec::decode(k, bytes)?.body
+            {
+                match event {
                     Event::PaymentMethodLinked(m) => start.methods.push(m),
                     Event::CardIssued(c) => start.cards.push(c),
                     _ => {}
                 }
             }
-            start.at = eat;
-            Ok(true)
-        })?;
-        let lifecycle = self.t.lifecycle_of(w)?;
+            start.at = peek.at;
+        }
+        let lifecycle = self.lifecycle_of(w, &ws)?;
         let status = lifecycle
             .iter()
             .filter(|l| l.at <= at)
@@ -1298,34 +2050,20 @@ impl Reader {
         };
         Ok(WalletSnapshot::build(ws, lifecycle, at))
     }
-
-    fn replay(
-        &self,
-        w: u64,
-        ws: &WalletState,
-        lifecycle: Vec<LifecycleRec>,
-        at: i64,
-    ) -> Result<WalletSnapshot, ReadError> {
-        Self::existed_at(ws, at)?;
-        let empty = Empty;
-        let mut tx = Tx::without_undo(&empty)?;
-        // Stream the wallet's events, stopping at the first one after `at`.
-        self.each_event(w, 1, |seq, bytes| {
-            let (rec, _) = codec::decode_event("event", bytes)
-                .map_err(|e| StorageError(format!("wallet {w} event {seq}: {}", e.0)))?;
-            if rec.at > at {
-                return Ok(false);
-            }
-            apply(&mut tx, w, rec.at, &rec.event)?;
-            Ok(true)
-        })?;
-        advance(&mut tx, w, at, false)?;
-        let ws = tx.wallet_req(w)?;
-        Ok(WalletSnapshot::build(ws, lifecycle, at))
-    }
 }
 
 /// Helper for views: a figure as an exact decimal.
 pub fn decimal(units: u128, scale: u32) -> rust_decimal::Decimal {
     crate::model::units_to_decimal(units, scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A short wallet row is an error, not a panic.
+    #[test]
+    fn a_short_wallet_row_is_an_error() {
+        let _ = storage::WalletRow::number_of(&[]).unwrap_err();
+    }
 }

@@ -1,25 +1,34 @@
-//! `verify`: replays the whole log and checks it against itself and the materialized state.
+//! `verify`: replays the whole log and checks it against itself, the projection tables and the
+//! in-memory layer.
 //!
-//! It checks, and reports each failure by record:
-//! - the global log: positions gapless from 1, each pointing at the event record that carries it;
-//! - every stream: sequences gapless from 1, each record's checksum chained to the previous one,
-//!   the stored chain head equal to the last record's;
-//! - §4.2: every time-driven transition recorded exactly when due and in due order, none missed
-//!   before a later event (replay asks [`next_due`] before every event);
-//! - §5: every invariant after every event (asserted by `apply`);
-//! - every stored figure delta and checkpoint equal to what replay computes;
-//! - materialized = replay: every row of every table equal to what the replay rebuilt (a name row
-//!   a file written before canonical names lost their rows still holds is redundant, not a
-//!   difference).
+//! Two passes, so that memory follows live state (wallets, holders), never history:
+//! 1. **The log, streamed in key order**: every record's checksum chained to the one before;
+//!    events at gapless positions from 1, each stream's sequence gapless from 1; command records
+//!    after an event, each equal to the idempotency record the projection (or the layer) keeps
+//!    for its key; the ledger stream replayed (programs, holders). Per wallet only its event
+//!    count is kept.
+//! 2. **Wallet by wallet**: the wallet's events, found through its event index, replayed through
+//!    the same `apply` into an empty overlay, checking on the way every time-driven transition
+//!    (recorded exactly when due and in due order, none missed before a later event), every
+//!    stored figure delta, every checkpoint and the §5 invariants (asserted by `apply`); then
+//!    every record the ledger holds for the wallet (header, lots, holds, redemptions, slices,
+//!    names, lifecycle events, indexes, the precomputed schedule, its sweep-index entry) equal
+//!    to the replay's, and no stored row the replay does not have.
+//!
+//! Finally the global tables (programs, holders and their look-ups, wallet look-ups) against
+//! what the replays produced, by count and by look-up.
 
 use crate::domain::apply::{apply, next_due};
 use crate::domain::event::Event;
 use crate::domain::state::*;
 use crate::error::StorageError;
-use crate::storage::codec::{self, chain};
-use crate::storage::{self as st, Checkpoint, HeaderPrefix, ReadTables, row};
-use redb::{ReadableTable, ReadableTableMetadata};
-use std::collections::BTreeMap;
+use crate::storage::l2::{Cached, L2};
+use crate::storage::log::{self as logrec, Body, LogKey};
+use crate::storage::mem::{Layered, Mem};
+use crate::storage::{self as st, WalletImage, codec, kind};
+use redb::{ReadOnlyTable, ReadableTable, ReadableTableMetadata};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// What `verify` found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,225 +69,255 @@ fn is_time_driven(ev: &Event) -> bool {
     )
 }
 
-/// Files written before canonical names (`lot-N` of lot N, …) lost their rows still hold one for
-/// each. Such a row gives the same answer as the record it names, so it is redundant, not a
-/// difference; a row that names another number, or a record with another id, is still reported.
-fn redundant_name_row(k: &[u8], v: &[u8], c: &Changes) -> bool {
-    if k.len() < 10 || k[8] != row::NAME {
-        return false;
-    }
-    let w = u64::from_be_bytes(k[..8].try_into().expect("sized"));
-    let kind = match k[9] {
-        x if x == NameKind::Lot as u8 => NameKind::Lot,
-        x if x == NameKind::Hold as u8 => NameKind::Hold,
-        x if x == NameKind::Redemption as u8 => NameKind::Redemption,
-        _ => return false,
-    };
-    let (Ok(id), Ok(no)) = (
-        std::str::from_utf8(&k[10..]),
-        <[u8; 4]>::try_from(v).map(u32::from_be_bytes),
-    ) else {
-        return false;
-    };
-    if kind.canonical_no(id) != Some(no) {
-        return false;
-    }
-    match kind {
-        NameKind::Lot => c.lots.get(&(w, no)).is_some_and(|l| l.id == id),
-        NameKind::Hold => c.holds.get(&(w, no)).is_some_and(|h| h.id == id),
-        NameKind::Redemption => c.redemptions.get(&(w, no)).is_some_and(|r| r.id == id),
-    }
-}
+/// Checks the ledger as of the layer `mem` over the projection `l2`, reading the log from
+/// `log` (a read transaction that holds at least every record `mem` reflects).
+pub fn verify(
+    l2: &Arc<L2>,
+    mem: &Mem,
+    log: &ReadOnlyTable<(u64, u32), &'static [u8]>,
+) -> Result<Report, StorageError> {
+    let mut p = Problems(Vec::new());
+    let base = Cached::new(l2.clone(), 64 << 20);
+    let view = Layered { mem, base: &base };
+    let end = mem.last;
 
-fn kind_name(kind: u8) -> &'static str {
-    row::name(kind).unwrap_or("row")
-}
-
-type Stored = (u64, u64, i64, Event, Option<Delta>);
-
-/// Event records checked in sequence order, stream after stream: the chain, and what replay needs.
-#[derive(Default)]
-struct EventPass {
-    by_pos: BTreeMap<u64, Stored>,
-    /// Stream, last seq, last checksum.
-    current: Option<(u64, u64, [u8; 16])>,
-    heads_seen: BTreeMap<u64, (u64, [u8; 16])>,
-}
-
-impl EventPass {
-    fn check(&mut self, p: &mut Problems, stream: u64, seq: u64, v: &[u8]) {
-        let what = format!("stream {stream} event {seq}");
-        let (prev_seq, prev_sum) = match self.current {
-            Some((s, q, c)) if s == stream => (q, c),
-            _ => (0, [0u8; 16]),
-        };
-        if seq != prev_seq + 1 {
-            p.push(format!(
-                "{what}: sequence gap (previous record of the stream is {prev_seq}): a record was removed or moved"
-            ));
+    // 1. The log, streamed.
+    let mut head = [0u8; 16];
+    let mut expect_pos = 1u64;
+    let mut last = LogKey::ZERO;
+    let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut commands = 0u64;
+    let empty = Empty;
+    let mut ledger_tx = Tx::without_undo(&empty)?;
+    for r in log.iter()? {
+        let (k, v) = r?;
+        let key = LogKey::from_tuple(k.value());
+        if key > end {
+            break;
         }
-        match codec::decode_event(&what, v) {
+        let bytes = v.value();
+        let rec = match logrec::decode(key, bytes) {
+            Ok(r) => r,
             Err(e) => {
                 p.push(e.0);
-                self.current = Some((stream, seq, [0xff; 16]));
+                head = [0xff; 16];
+                last = key;
+                continue;
             }
-            Ok((rec, payload)) => {
-                let expect = chain(&prev_sum, stream, seq, rec.position, rec.at, payload);
-                if expect != rec.checksum {
-                    p.push(format!(
-                        "{what} (position {}): checksum mismatch: the record or one before it was altered, removed or reordered",
-                        rec.position
-                    ));
-                }
-                self.current = Some((stream, seq, rec.checksum));
-                self.heads_seen.insert(stream, (seq, rec.checksum));
-                if self
-                    .by_pos
-                    .insert(rec.position, (stream, seq, rec.at, rec.event, rec.delta))
-                    .is_some()
-                {
-                    p.push(format!("{what}: position {} is used twice", rec.position));
-                }
-            }
-        }
-    }
-}
-
-pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
-    let mut p = Problems(Vec::new());
-    let ledger = t.ledger()?;
-
-    // 1. One pass over the wallet rows: events (chain checked on the way), headers, checkpoints,
-    //    and the other rows, kept to compare with the replay.
-    let mut events = EventPass::default();
-    let mut scanned: Option<u64> = None;
-    let mut headers: BTreeMap<u64, (HeaderPrefix, Vec<u8>)> = BTreeMap::new();
-    let mut checkpoints: BTreeMap<(u64, u64), Checkpoint> = BTreeMap::new();
-    let mut other: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    for r in t.rows()?.iter()? {
-        let (k, v) = r?;
-        let (k, v) = (k.value(), v.value());
-        if k.len() < 9 {
-            p.push(format!("wallet rows: a key of {} bytes", k.len()));
-            continue;
-        }
-        let stream = u64::from_be_bytes(k[..8].try_into().expect("sized"));
-        match k[8] {
-            row::EVENT => {
-                // Events are stored newest first: the first of a stream's rows met here starts
-                // one reversed scan of them all, in sequence order; the rest are skipped.
-                if st::event_of(k).is_none() {
-                    p.push(format!(
-                        "stream {stream}: an event key of {} bytes",
-                        k.len()
-                    ));
-                } else if scanned != Some(stream) {
-                    scanned = Some(stream);
-                    let (lo, hi) = st::event_bounds(stream, 0, u64::MAX);
-                    for r in t.rows()?.range::<&[u8]>(&lo[..]..=&hi[..])?.rev() {
-                        let (k, v) = r?;
-                        // A key of another size is reported by the pass over every row.
-                        if let Some((_, seq)) = st::event_of(k.value()) {
-                            events.check(&mut p, stream, seq, v.value());
-                        }
-                    }
-                }
-            }
-            row::HEADER => match st::header_from(v) {
-                Ok((prefix, body)) => {
-                    headers.insert(stream, (prefix, body.to_vec()));
-                }
-                Err(e) => p.push(format!("stream {stream} header: {}", e.0)),
-            },
-            row::CHECKPOINT => match codec::decode::<Checkpoint>("checkpoint", v) {
-                Ok(c) => {
-                    if checkpoints.insert((stream, c.seq), c).is_some() {
-                        p.push(format!("checkpoints: wallet {stream} has two at one event"));
-                    }
-                }
-                Err(e) => p.push(format!("wallet {stream}: {}", e.0)),
-            },
-            row::LOT
-            | row::NAME
-            | row::HOLD
-            | row::REDEMPTION
-            | row::SLICE
-            | row::LIFECYCLE
-            | row::CONS
-            | row::DUE => {
-                other.insert(k.to_vec(), v.to_vec());
-            }
-            kind => p.push(format!("wallet {stream}: a row of unknown kind {kind}")),
-        }
-    }
-    let EventPass {
-        by_pos, heads_seen, ..
-    } = events;
-    for (s, (prefix, _)) in &headers {
-        match heads_seen.get(s) {
-            Some(h) if *h == (prefix.seq, prefix.checksum) => {}
-            Some(h) => p.push(format!(
-                "stream {s}: chain head says sequence {} but the last record is {}: records were removed or altered",
-                prefix.seq, h.0
-            )),
-            None => p.push(format!("stream {s}: chain head without records")),
-        }
-    }
-    for s in heads_seen.keys() {
-        if !headers.contains_key(s) {
-            p.push(format!("stream {s}: records without a chain head"));
-        }
-    }
-
-    // 2. Global log: gapless positions pointing at the right records.
-    let mut expect_pos = 1u64;
-    for r in t.log()?.iter()? {
-        let (k, v) = r?;
-        let pos = k.value();
-        if pos != expect_pos {
+        };
+        if logrec::chain(&head, key, bytes) != rec.checksum {
             p.push(format!(
-                "global log: position {pos} follows {}",
-                expect_pos - 1
+                "log {key}: checksum mismatch: the record or one before it was altered, removed or reordered"
             ));
         }
-        expect_pos = pos + 1;
-        let v = v.value();
-        let target = (v.len() == 16).then(|| {
-            (
-                u64::from_be_bytes(v[..8].try_into().expect("sized")),
-                u64::from_be_bytes(v[8..].try_into().expect("sized")),
-            )
-        });
-        match (target, by_pos.get(&pos)) {
-            (Some((s, q)), Some((s2, q2, _, _, _))) if (s, q) == (*s2, *q2) => {}
-            (t, _) => p.push(format!(
-                "global log: position {pos} points at {t:?}, which does not carry that position"
-            )),
+        head = rec.checksum;
+        match rec.body {
+            Body::Event {
+                stream,
+                seq,
+                delta: _,
+                event,
+            } => {
+                if key.position != expect_pos {
+                    p.push(format!(
+                        "log {key}: follows position {} (a record was removed or moved)",
+                        expect_pos - 1
+                    ));
+                }
+                expect_pos = key.position + 1;
+                let c = counts.entry(stream).or_insert(0);
+                if seq != *c + 1 {
+                    p.push(format!(
+                        "log {key}: stream {stream} event {seq} follows event {c} of its stream"
+                    ));
+                }
+                *c = seq;
+                if stream == LEDGER_STREAM
+                    && let Err(e) = apply(&mut ledger_tx, stream, rec.at, &event)
+                {
+                    p.push(format!("log {key}: {}", e.0));
+                }
+            }
+            Body::Command(c) => {
+                commands += 1;
+                if key.position != expect_pos - 1 {
+                    p.push(format!(
+                        "log {key}: a command record not right after an event"
+                    ));
+                }
+                let stored = match mem.idem.get(&c.key) {
+                    Some(r) => Some((**r).clone()),
+                    None => l2.idem_record(&c.key)?,
+                };
+                match stored {
+                    Some((hash, instants, receipt))
+                        if hash == c.hash && instants == c.instants && receipt == c.receipt => {}
+                    Some(_) => p.push(format!(
+                        "idempotency key {:?}: differs from its command record at log {key}",
+                        c.key
+                    )),
+                    None => p.push(format!(
+                        "idempotency key {:?}: recorded at log {key}, missing from the idempotency table",
+                        c.key
+                    )),
+                }
+            }
         }
+        last = key;
     }
-    if expect_pos - 1 != ledger.position || by_pos.len() as u64 != ledger.position {
+    if last != end {
         p.push(format!(
-            "global log: the ledger says {} events, the log has {} positions and {} records",
-            ledger.position,
-            expect_pos - 1,
-            by_pos.len()
+            "log: ends at {last}, but the ledger reflects records up to {end}"
+        ));
+    }
+    let events: u64 = counts.values().sum();
+    let idem_stored = l2.idem().len()?
+        + mem
+            .idem
+            .keys()
+            .filter(|k| l2.idem_record(k).ok().flatten().is_none())
+            .count() as u64;
+    if idem_stored != commands {
+        p.push(format!(
+            "idempotency table: {idem_stored} keys, the log records {commands}"
         ));
     }
 
-    // 3. Replay in global order through the same `apply`.
+    // 2. Wallet by wallet.
+    let ledger = view.ledger()?;
+    let wallets = counts.keys().filter(|s| **s != LEDGER_STREAM).count() as u64;
+    let mut global = Global::default();
+    for w in 1..=ledger
+        .wallets
+        .max(counts.keys().copied().max().unwrap_or(0))
+    {
+        let n = counts.get(&w).copied().unwrap_or(0);
+        if let Err(e) = check_wallet(&mut p, &view, log, w, n, &mut global) {
+            p.push(format!("wallet {w}: {}", e.0));
+        }
+    }
+
+    // Ledger counters.
+    let replay_ledger = LedgerState {
+        position: expect_pos - 1,
+        ledger_seq: counts.get(&LEDGER_STREAM).copied().unwrap_or(0),
+        wallets: global.max_wallet,
+        pockets: global.max_pocket,
+    };
+    if ledger != replay_ledger {
+        p.push(format!(
+            "ledger counters: stored {ledger:?}, replay {replay_ledger:?}"
+        ));
+    }
+    if ledger.wallets != wallets {
+        p.push(format!(
+            "ledger counters: {} wallets, the log opens {wallets}",
+            ledger.wallets
+        ));
+    }
+
+    // Global tables: programs and holders from the ledger stream's replay.
+    let lc = ledger_tx.into_changes()?;
+    check_global(&mut p, &view, l2, mem, &lc, &global)?;
+    Ok(Report {
+        events,
+        wallets,
+        problems: p.0,
+    })
+}
+
+/// What the wallet replays found that the global tables must hold.
+#[derive(Default)]
+struct Global {
+    max_wallet: u64,
+    max_pocket: u64,
+    uuids: u64,
+    externals: Vec<(String, u64)>,
+    cards: Vec<(String, u64)>,
+    holder_wallets: u64,
+}
+
+/// Events of wallet `w` through its index (the projection's, then the layer's), `n` of them.
+fn wallet_positions(view: &Layered, w: u64, n: u64) -> Result<Vec<u64>, StorageError> {
+    let (flushed_to, m) = match view.mem.wallets.get(&w) {
+        Some(m) => (m.first_seq - 1, Some(m)),
+        None => (n, None),
+    };
+    let mut out = view.base.l2().positions(w, 1, n.min(flushed_to))?;
+    if let Some(m) = m {
+        out.extend(m.positions_between(1, n));
+    }
+    Ok(out)
+}
+
+fn check_wallet(
+    p: &mut Problems,
+    view: &Layered,
+    log: &ReadOnlyTable<(u64, u32), &'static [u8]>,
+    w: u64,
+    n: u64,
+    global: &mut Global,
+) -> Result<(), StorageError> {
+    let stored_ws = view.wallet(w)?;
+    let Some(stored_ws) = stored_ws else {
+        if n > 0 {
+            p.push(format!(
+                "wallet {w}: {n} events in the log, but no wallet row"
+            ));
+        }
+        return Ok(());
+    };
+    global.max_wallet = global.max_wallet.max(w);
+    if stored_ws.seq != n {
+        p.push(format!(
+            "wallet {w}: header says {} events, the log holds {n}",
+            stored_ws.seq
+        ));
+    }
+    let positions = wallet_positions(view, w, stored_ws.seq.min(n))?;
+    if positions.len() as u64 != n.min(stored_ws.seq) {
+        p.push(format!(
+            "wallet {w}: the event index holds {} of its {n} events",
+            positions.len()
+        ));
+    }
+    let checkpoints = stored_checkpoints(view, w)?;
+    let mut cps_seen = 0usize;
     let empty = Empty;
     let mut tx = Tx::without_undo(&empty)?;
-    let mut events = 0u64;
-    let mut checkpoints_seen = 0usize;
-    for (pos, (stream, seq, at, ev, stored_delta)) in &by_pos {
-        let what = format!(
-            "position {pos} (stream {stream} event {seq}, {})",
-            ev.name()
-        );
-        if *stream != LEDGER_STREAM && !matches!(ev, Event::WalletOpened { .. }) {
-            match next_due(&tx, *stream, *at) {
+    for (i, pos) in positions.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let k = LogKey::event(*pos);
+        let Some(v) = log.get(k.tuple())? else {
+            p.push(format!(
+                "wallet {w} event {seq}: indexed at log {k}, which is missing"
+            ));
+            return Ok(());
+        };
+        let rec = logrec::decode(k, v.value())?;
+        let Body::Event {
+            stream,
+            seq: s,
+            delta: stored_delta,
+            event,
+        } = rec.body
+        else {
+            p.push(format!(
+                "wallet {w} event {seq}: indexed at {k}, a command record"
+            ));
+            return Ok(());
+        };
+        if (stream, s) != (w, seq) {
+            p.push(format!(
+                "wallet {w} event {seq}: indexed at {k}, which is stream {stream} event {s}"
+            ));
+            return Ok(());
+        }
+        let what = format!("wallet {w} event {seq} ({}, {k})", event.name());
+        if !matches!(event, Event::WalletOpened { .. }) {
+            match next_due(&tx, w, rec.at) {
                 Ok(Some((due_at, due_ev))) => {
-                    if !is_time_driven(ev) || due_at != *at || &due_ev != ev {
+                    if !is_time_driven(&event) || due_at != rec.at || due_ev != event {
                         p.push(format!(
                             "{what}: a transition due at {} ({}) was not recorded before it",
                             crate::model::Instant(due_at),
@@ -286,295 +325,480 @@ pub fn verify(t: &ReadTables) -> Result<Report, StorageError> {
                         ));
                     }
                 }
-                Ok(None) if is_time_driven(ev) => {
+                Ok(None) if is_time_driven(&event) => {
                     p.push(format!("{what}: recorded as due, but nothing was due then"));
                 }
                 Ok(None) => {}
                 Err(e) => p.push(format!("{what}: {}", e.0)),
             }
         }
-        let delta = match apply(&mut tx, *stream, *at, ev) {
+        let delta = match apply(&mut tx, w, rec.at, &event) {
             Ok(d) => d,
             Err(e) => {
                 p.push(format!("{what}: {}", e.0));
-                // State past a failed apply is meaningless; stop comparing.
-                return Ok(Report {
-                    events,
-                    wallets: ledger.wallets,
-                    problems: p.0,
-                });
+                // State past a failed apply is meaningless; stop comparing this wallet.
+                return Ok(());
             }
         };
-        if delta != *stored_delta {
+        if delta != stored_delta {
             p.push(format!(
                 "{what}: stored figure delta {stored_delta:?}, replay gives {delta:?}"
             ));
         }
-        if let Some(c) = checkpoints.get(&(*stream, *seq)) {
-            checkpoints_seen += 1;
-            let ws = tx.wallet_req(*stream)?;
-            if *c != Checkpoint::of(&ws) {
-                p.push(format!(
-                    "checkpoint of wallet {stream} at event {seq} differs from replay"
-                ));
+        if seq.is_multiple_of(CHECKPOINT_EVERY) {
+            let ws = tx.wallet_req(w)?;
+            match checkpoints.get(&seq) {
+                Some(c) if *c == Checkpoint::of(&ws) => {}
+                Some(_) => p.push(format!("{what}: its checkpoint differs from replay")),
+                None => p.push(format!("{what}: no checkpoint")),
             }
+            cps_seen += 1;
         }
-        tx.set_position(*pos)?;
-        events += 1;
     }
-    if checkpoints_seen != checkpoints.len() {
+    if cps_seen != checkpoints.len() {
         p.push(format!(
-            "checkpoints: {} stored, {checkpoints_seen} at events the log has",
+            "wallet {w}: {} checkpoints stored, {cps_seen} at events it has",
             checkpoints.len()
         ));
     }
-    let replayed_ledger = tx.ledger()?;
     let c = tx.into_changes()?;
-
-    // 4. Materialized = replay, row by row.
-    if replayed_ledger != ledger {
+    let Some(ws) = c.wallets.get(&w) else {
+        p.push(format!("wallet {w}: the replay opens no wallet"));
+        return Ok(());
+    };
+    for pk in &ws.pockets {
+        global.max_pocket = global.max_pocket.max(pk.number);
+    }
+    // Header (with its exact earliest due instant).
+    if *ws != stored_ws {
         p.push(format!(
-            "ledger counters: stored {ledger:?}, replay {replayed_ledger:?}"
+            "wallet {w}: header stored {stored_ws:?}, replay {ws:?}"
         ));
     }
-    // Wallet headers (and their earliest due instant).
-    let wallet_headers = headers.iter().filter(|(w, _)| **w != LEDGER_STREAM).count();
-    compare_count(
-        &mut p,
-        "wallet headers",
-        wallet_headers as u64,
-        c.wallets.len(),
-    );
-    for (w, ws) in &c.wallets {
-        match headers.get(w) {
-            None => p.push(format!("wallet {w}: no header row")),
-            Some((prefix, body)) => {
-                if *body != codec::encode(ws) {
-                    let shown = codec::decode::<WalletState>("wallet", body)
-                        .map(|s| format!("{s:?}"))
-                        .unwrap_or_else(|e| e.0);
-                    p.push(format!("wallet {w}: stored {shown}, replay {ws:?}"));
-                }
-                // The sweep entry may be early (a lower bound), never late or missing.
-                let late = match (prefix.next_due, ws.next_due) {
-                    (_, None) => false,
-                    (None, Some(_)) => true,
-                    (Some(s), Some(n)) => s > n,
-                };
-                if late {
-                    p.push(format!(
-                        "wallet {w}: header says next due {:?}, replay {:?}",
-                        prefix.next_due, ws.next_due
-                    ));
-                }
-            }
+    compare_records(p, view, w, &c, ws)?;
+    // Look-ups of this wallet.
+    global.uuids += 1;
+    if view.wallet_by_uuid(ws.uuid)? != Some(w) {
+        p.push(format!(
+            "wallet {w}: its uuid {} does not look it up",
+            crate::model::uuid_of(ws.uuid)
+        ));
+    }
+    if let Some(e) = &ws.external_id {
+        global.externals.push((e.clone(), w));
+    }
+    for card in c.cards.keys() {
+        global.cards.push((card.clone(), w));
+    }
+    global.holder_wallets += c.holder_wallets.len() as u64;
+    for (h, ww) in &c.holder_wallets {
+        let stored = view.mem.holder_wallets.contains(&(*h, *ww))
+            || view
+                .base
+                .l2()
+                .holder_wallets()
+                .get(&st::holder_wallet_key(*h, *ww)[..])?
+                .is_some();
+        if !stored {
+            p.push(format!("holder wallets: wallet {ww} missing"));
         }
     }
-    // Every other wallet row, rebuilt from the replay with the same key layout.
-    let mut expected: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    for ((w, no), l) in &c.lots {
-        expected.insert(st::lot_key(*w, *no).to_vec(), codec::encode(l));
-    }
-    for ((w, kind, id), no) in &c.names {
-        expected.insert(st::name_key(*w, *kind, id), no.to_be_bytes().to_vec());
-    }
-    for ((w, no), h) in &c.holds {
-        expected.insert(st::hold_key(*w, *no).to_vec(), codec::encode(h));
-    }
-    for ((w, no), r) in &c.redemptions {
-        expected.insert(st::redemption_key(*w, *no).to_vec(), codec::encode(r));
-    }
-    for ((w, o, i), s) in &c.slices {
-        expected.insert(
-            st::slice_key(*w, *o, *i).to_vec(),
-            st::slice_val(s).to_vec(),
-        );
-    }
-    for (w, idx, rec) in &c.lifecycle {
-        expected.insert(st::lifecycle_key(*w, *idx).to_vec(), codec::encode(rec));
-    }
-    for k in &c.cons_add {
-        expected.insert(st::cons_key(k), Vec::new());
-    }
-    for k in &c.due_add {
-        expected.insert(st::due_key(k), Vec::new());
-    }
-    let describe = |k: &[u8]| {
-        format!(
-            "wallet {} {} row {:02x?}",
-            u64::from_be_bytes(k[..8].try_into().expect("sized")),
-            kind_name(k[8]),
-            &k[9..]
-        )
-    };
-    for (k, v) in &other {
-        match expected.get(k) {
-            None if redundant_name_row(k, v, &c) => {}
-            None => p.push(format!(
-                "{}: stored, but the replay has no such row",
-                describe(k)
-            )),
-            Some(e) if e != v => p.push(format!("{}: differs from the replay", describe(k))),
-            Some(_) => {}
+    Ok(())
+}
+
+/// Checkpoints of `w` by sequence: the projection's and the layer's.
+fn stored_checkpoints(view: &Layered, w: u64) -> Result<BTreeMap<u64, Checkpoint>, StorageError> {
+    let mut out: BTreeMap<u64, Checkpoint> = view
+        .base
+        .l2()
+        .checkpoints(w)?
+        .into_iter()
+        .map(|c| (c.seq, c))
+        .collect();
+    if let Some(m) = view.mem.wallets.get(&w) {
+        for (s, c) in m.checkpoints.iter() {
+            out.insert(*s, (**c).clone());
         }
     }
-    for k in expected.keys() {
-        if !other.contains_key(k) {
-            p.push(format!("{}: missing", describe(k)));
-        }
-    }
-    // The sweep index: one entry per wallet whose header records one, at that instant (checked
-    // above to be no later than the wallet's earliest due instant).
-    let mut due_wallets = 0u64;
-    for (w, (prefix, _)) in &headers {
-        if let Some(at) = prefix.next_due {
-            due_wallets += 1;
-            if t.next_due()?.get(&st::next_due_key(at, *w)[..])?.is_none() {
-                p.push(format!(
-                    "sweep index: wallet {w} should be due at {}",
-                    crate::model::Instant(at)
-                ));
-            }
-        }
-    }
-    compare_count(
-        &mut p,
-        "sweep index",
-        t.next_due()?.len()?,
-        due_wallets as usize,
-    );
-    // Global tables.
-    compare_map(
-        &mut p,
-        "programs",
-        t.programs()?
-            .iter()?
-            .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
-        &c.programs,
-        codec::encode,
-    )?;
-    compare_map(
-        &mut p,
-        "holders",
-        t.holders()?
-            .iter()?
-            .map(|r| r.map(|(k, v)| (k.value().to_be_bytes(), v.value().to_vec()))),
-        &c.holders,
-        codec::encode,
-    )?;
-    compare_count(
-        &mut p,
-        "holder identities",
-        t.holder_identity()?.len()?,
-        c.identities.len(),
-    );
-    for (k, v) in &c.identities {
-        if t.holder_by_identity(k)? != Some(*v) {
-            p.push(format!("holder identities: {k:?} differs from replay"));
-        }
-    }
-    compare_count(
-        &mut p,
-        "holder emails",
-        t.holder_email()?.len()?,
-        c.emails.len(),
-    );
-    for (k, v) in &c.emails {
-        if t.holder_by_email(k)? != Some(*v) {
-            p.push(format!("holder emails: {k:?} differs from replay"));
-        }
-    }
-    compare_count(
-        &mut p,
-        "wallet uuids",
-        t.wallet_uuid()?.len()?,
-        c.wallet_uuids.len(),
-    );
-    for (k, v) in &c.wallet_uuids {
-        if t.wallet_by_uuid(*k)? != Some(*v) {
+    Ok(out)
+}
+
+/// Every record of wallet `w` the ledger answers with equals the replay's; for a wallet the layer
+/// does not hold, its stored rows are exactly those the replay implies.
+fn compare_records(
+    p: &mut Problems,
+    view: &Layered,
+    w: u64,
+    c: &Changes,
+    ws: &WalletState,
+) -> Result<(), StorageError> {
+    for no in 1..=ws.lots {
+        let want = c.lots.get(&(w, no));
+        let got = view.lot(w, no)?;
+        if want != got.as_ref() {
             p.push(format!(
-                "wallet uuids: {} differs from replay",
-                crate::model::uuid_of(*k)
+                "wallet {w} lot {no}: stored {got:?}, replay {want:?}"
             ));
         }
     }
-    compare_count(
-        &mut p,
+    for no in 1..=ws.holds {
+        let want = c.holds.get(&(w, no));
+        let got = view.hold(w, no)?;
+        if want != got.as_ref() {
+            p.push(format!(
+                "wallet {w} hold {no}: stored {got:?}, replay {want:?}"
+            ));
+        }
+    }
+    for no in 1..=ws.redemptions {
+        let want = c.redemptions.get(&(w, no));
+        let got = view.redemption(w, no)?;
+        if want != got.as_ref() {
+            p.push(format!(
+                "wallet {w} redemption {no}: stored {got:?}, replay {want:?}"
+            ));
+        }
+    }
+    for ((ww, o, i), s) in &c.slices {
+        if *ww != w {
+            continue;
+        }
+        let got = view.slice(w, *o, *i)?;
+        if got != Some(*s) {
+            p.push(format!(
+                "wallet {w} slice {i} of {o:?}: stored {got:?}, replay {s:?}"
+            ));
+        }
+    }
+    for ((ww, k, id), no) in &c.names {
+        if *ww != w {
+            continue;
+        }
+        if view.name(w, *k, id)? != Some(*no) {
+            p.push(format!("wallet {w}: name {id:?} does not name {k:?} {no}"));
+        }
+    }
+    // Lifecycle events.
+    let mut life: Vec<&LifecycleRec> = c
+        .lifecycle
+        .iter()
+        .filter(|(ww, _, _)| *ww == w)
+        .map(|(_, _, r)| r)
+        .collect();
+    let stored_life = lifecycle_of(view, w, ws)?;
+    if stored_life.len() != life.len()
+        || stored_life.iter().zip(life.drain(..)).any(|(a, b)| a != b)
+    {
+        p.push(format!(
+            "wallet {w}: {} lifecycle events stored differ from the replay's",
+            stored_life.len()
+        ));
+    }
+    // The complete indexes.
+    let idx_cons: Vec<ConsKey> = c
+        .cons_add
+        .iter()
+        .filter(|k| k.wallet == w)
+        .copied()
+        .collect();
+    let idx_due: Vec<DueKey> = c
+        .due_add
+        .iter()
+        .filter(|k| k.wallet == w)
+        .copied()
+        .collect();
+    let (got_cons, got_due) = stored_index(view, w)?;
+    if got_cons != idx_cons {
+        p.push(format!(
+            "wallet {w}: consumable index stored {got_cons:?}, replay {idx_cons:?}"
+        ));
+    }
+    if got_due != idx_due {
+        p.push(format!(
+            "wallet {w}: due index stored {got_due:?}, replay {idx_due:?}"
+        ));
+    }
+    if view.mem.wallets.contains_key(&w) {
+        return Ok(());
+    }
+    // A flushed wallet: its rows, exactly.
+    let l2 = view.base.l2();
+    if let Some(row) = l2.row(w)? {
+        let expect = {
+            let mut img = WalletImage::of(row.clone());
+            img.schedule = st::Schedule::default();
+            img
+        };
+        let live: Vec<Lot> = c
+            .lots
+            .iter()
+            .filter(|((ww, _), l)| *ww == w && st::lot_is_live(w, l))
+            .map(|(_, l)| (l.no, l.clone()))
+            .collect::<BTreeMap<u32, Lot>>()
+            .into_values()
+            .collect();
+        let stored_live: Vec<Lot> = expect.lots.values().cloned().collect();
+        let mut live_sorted = live;
+        live_sorted.sort_by_key(|l| l.no);
+        if stored_live != live_sorted {
+            p.push(format!(
+                "wallet {w}: its row holds lots {:?} as live, the replay {:?}",
+                stored_live.iter().map(|l| l.no).collect::<Vec<_>>(),
+                live_sorted.iter().map(|l| l.no).collect::<Vec<_>>()
+            ));
+        }
+        // The schedule, recomputed from the row.
+        if let Ok(s) = crate::storage::flush::schedule_of(w, &WalletImage::of(row.clone()))
+            && s != row.schedule
+        {
+            p.push(format!(
+                "wallet {w}: its row's schedule {:?} differs from the one its state gives {s:?}",
+                row.schedule
+            ));
+        }
+        // Its sweep-index entry.
+        let entries = l2
+            .wallets_due(i64::MAX)?
+            .into_iter()
+            .filter(|(_, ww)| *ww == w)
+            .map(|(at, _)| at)
+            .collect::<Vec<_>>();
+        if entries != ws.next_due.into_iter().collect::<Vec<_>>() {
+            p.push(format!(
+                "wallet {w}: sweep index entries {entries:?}, its earliest due {:?}",
+                ws.next_due
+            ));
+        }
+    }
+    // No stray row: every row of the wallet is one the replay implies.
+    let lo = w.to_be_bytes();
+    let hi = (w + 1).to_be_bytes();
+    for r in l2.rows().range::<&[u8]>(&lo[..]..&hi[..])? {
+        let (k, v) = r?;
+        let k = k.value();
+        let stray = match k.get(8).copied() {
+            Some(kind::NAME) => {
+                let ok = k.len() > 10
+                    && [NameKind::Lot, NameKind::Hold, NameKind::Redemption]
+                        .into_iter()
+                        .find(|n| *n as u8 == k[9])
+                        .and_then(|n| {
+                            let id = std::str::from_utf8(&k[10..]).ok()?;
+                            c.names.get(&(w, n, id.to_string())).copied()
+                        })
+                        .is_some_and(|no| v.value() == no.to_be_bytes());
+                !ok
+            }
+            Some(kind::LOTS) => !chunk_ok::<Lot>(v.value(), |l| {
+                c.lots.get(&(w, l.no)) == Some(l) && !st::lot_is_live(w, l)
+            }),
+            Some(kind::HOLDS) => !chunk_ok::<HoldRec>(v.value(), |h| {
+                c.holds.get(&(w, h.no)) == Some(h) && !st::hold_is_open(h)
+            }),
+            Some(kind::REDEMPTIONS) => {
+                !chunk_ok::<RedemptionRec>(v.value(), |r| c.redemptions.get(&(w, r.no)) == Some(r))
+            }
+            Some(kind::SLICES | kind::LIFECYCLE | kind::CHECKPOINT | kind::EVENTS) => false,
+            _ => true,
+        };
+        if stray {
+            p.push(format!(
+                "wallet {w}: stored {} row {:02x?} is not what the replay gives",
+                kind::name(k.get(8).copied().unwrap_or(255)).unwrap_or("unknown"),
+                &k[9.min(k.len())..]
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn chunk_ok<T: bincode::Decode<()>>(v: &[u8], each: impl Fn(&T) -> bool) -> bool {
+    match codec::decode::<Vec<T>>("chunk", v) {
+        Ok(items) => !items.is_empty() && items.iter().all(each),
+        Err(_) => false,
+    }
+}
+
+fn lifecycle_of(
+    view: &Layered,
+    w: u64,
+    ws: &WalletState,
+) -> Result<Vec<LifecycleRec>, StorageError> {
+    let m = view.mem.wallets.get(&w);
+    let mut out = match m {
+        Some(m) if !m.flushed => Vec::new(),
+        _ => view.base.l2().lifecycle(w, ws.lifecycle)?,
+    };
+    if let Some(m) = m {
+        for (idx, rec) in m.lifecycle.iter() {
+            let i = *idx as usize;
+            if i < out.len() {
+                out[i] = (**rec).clone();
+            } else {
+                out.push((**rec).clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The wallet's whole consumable and due indexes as the ledger holds them.
+fn stored_index(view: &Layered, w: u64) -> Result<(Vec<ConsKey>, Vec<DueKey>), StorageError> {
+    if let Some(m) = view.mem.wallets.get(&w) {
+        return Ok((
+            m.cons.iter().copied().collect(),
+            m.due.iter().copied().collect(),
+        ));
+    }
+    match view.base.image(w)? {
+        Some(img) => Ok((img.cons.clone(), img.due.clone())),
+        None => Ok((Vec::new(), Vec::new())),
+    }
+}
+
+fn check_global(
+    p: &mut Problems,
+    view: &Layered,
+    l2: &L2,
+    mem: &Mem,
+    lc: &Changes,
+    g: &Global,
+) -> Result<(), StorageError> {
+    // Programs and holders: each stored one equals the replay's, and none is extra.
+    for (id, prog) in &lc.programs {
+        if view.program(*id)?.as_ref() != Some(prog) {
+            p.push(format!("program {id}: differs from replay"));
+        }
+    }
+    let stored_programs = l2.programs().len()?
+        + mem
+            .programs
+            .keys()
+            .filter(|k| l2.program(**k).ok().flatten().is_none())
+            .count() as u64;
+    if stored_programs != lc.programs.len() as u64 {
+        p.push(format!(
+            "programs: {stored_programs} stored, replay has {}",
+            lc.programs.len()
+        ));
+    }
+    for (id, h) in &lc.holders {
+        if view.holder(*id)?.as_ref() != Some(h) {
+            p.push(format!(
+                "holder {}: differs from replay",
+                crate::model::uuid_of(*id)
+            ));
+        }
+    }
+    let stored_holders = l2.holders().len()?
+        + mem
+            .holders
+            .keys()
+            .filter(|k| l2.holder(**k).ok().flatten().is_none())
+            .count() as u64;
+    if stored_holders != lc.holders.len() as u64 {
+        p.push(format!(
+            "holders: {stored_holders} stored, replay has {}",
+            lc.holders.len()
+        ));
+    }
+    count_and_look_up(
+        p,
+        "holder identities",
+        l2.identities().len()?,
+        mem.identities
+            .keys()
+            .filter(|k| l2.holder_by_identity(k).ok().flatten().is_none())
+            .count(),
+        lc.identities
+            .iter()
+            .map(|(k, v)| (view.holder_by_identity(k), *v, k.clone())),
+    )?;
+    count_and_look_up(
+        p,
+        "holder emails",
+        l2.emails().len()?,
+        mem.emails
+            .keys()
+            .filter(|k| l2.holder_by_email(k).ok().flatten().is_none())
+            .count(),
+        lc.emails
+            .iter()
+            .map(|(k, v)| (view.holder_by_email(k), *v, k.clone())),
+    )?;
+    let ext: HashMap<String, u64> = g.externals.iter().cloned().collect();
+    count_and_look_up(
+        p,
         "external ids",
-        t.wallet_external()?.len()?,
-        c.externals.len(),
-    );
-    for (k, v) in &c.externals {
-        if t.wallet_by_external(k)? != Some(*v) {
-            p.push(format!("external ids: {k:?} differs from replay"));
-        }
+        l2.externals().len()?,
+        mem.externals
+            .keys()
+            .filter(|k| l2.wallet_by_external(k).ok().flatten().is_none())
+            .count(),
+        ext.iter()
+            .map(|(k, v)| (view.wallet_by_external(k), *v, k.clone())),
+    )?;
+    let cards: HashMap<String, u64> = g.cards.iter().cloned().collect();
+    count_and_look_up(
+        p,
+        "cards",
+        l2.card_table().len()?,
+        mem.cards
+            .keys()
+            .filter(|k| l2.wallet_by_card(k).ok().flatten().is_none())
+            .count(),
+        cards
+            .iter()
+            .map(|(k, v)| (view.wallet_by_card(k), *v, k.clone())),
+    )?;
+    let hw = l2.holder_wallets().len()?
+        + mem
+            .holder_wallets
+            .iter()
+            .filter(|(h, w)| {
+                l2.holder_wallets()
+                    .get(&st::holder_wallet_key(*h, *w)[..])
+                    .ok()
+                    .flatten()
+                    .is_none()
+            })
+            .count() as u64;
+    if hw != g.holder_wallets {
+        p.push(format!(
+            "holder wallets: {hw} stored, replay has {}",
+            g.holder_wallets
+        ));
     }
-    compare_count(&mut p, "cards", t.cards()?.len()?, c.cards.len());
-    for (k, v) in &c.cards {
-        if t.wallet_by_card(k)? != Some(*v) {
-            p.push(format!("cards: {k:?} differs from replay"));
-        }
+    let flushed_wallets = l2.wallets().len()?;
+    let numbers = l2.numbers().len()?;
+    let new_wallets = mem.wallets.values().filter(|m| !m.flushed).count() as u64;
+    if flushed_wallets != numbers || flushed_wallets + new_wallets != g.uuids {
+        p.push(format!(
+            "wallets: {flushed_wallets} rows and {numbers} numbers flushed, {new_wallets} new, replay has {}",
+            g.uuids
+        ));
     }
-    compare_count(
-        &mut p,
-        "holder wallets",
-        t.holder_wallets()?.len()?,
-        c.holder_wallets.len(),
-    );
-    for (h, w) in &c.holder_wallets {
-        let mut k = [0u8; 24];
-        k[..16].copy_from_slice(h);
-        k[16..].copy_from_slice(&w.to_be_bytes());
-        if t.holder_wallets()?.get(&k[..])?.is_none() {
-            p.push(format!("holder wallets: wallet {w} missing"));
-        }
-    }
-    Ok(Report {
-        events,
-        wallets: ledger.wallets,
-        problems: p.0,
-    })
+    Ok(())
 }
 
-fn compare_count(p: &mut Problems, what: &str, stored: u64, replay: usize) {
-    if stored != replay as u64 {
-        p.push(format!("{what}: {stored} stored rows, replay has {replay}"));
-    }
-}
-
-/// Compares stored rows (key, encoded value) with the replay's map, both ways.
-fn compare_map<K, V, S: std::hash::BuildHasher>(
+fn count_and_look_up<T: PartialEq + std::fmt::Debug>(
     p: &mut Problems,
     what: &str,
-    stored: impl Iterator<Item = Result<(K, Vec<u8>), redb::StorageError>>,
-    replay: &std::collections::HashMap<K, V, S>,
-    enc: impl Fn(&V) -> Vec<u8>,
-) -> Result<(), StorageError>
-where
-    K: std::hash::Hash + Eq + std::fmt::Debug,
-    V: bincode::Decode<()> + std::fmt::Debug,
-{
-    let mut n = 0usize;
-    for r in stored {
-        let (k, bytes) = r?;
-        n += 1;
-        match replay.get(&k) {
-            None => p.push(format!(
-                "{what}: {k:?} is stored but the replay has no such record"
-            )),
-            Some(v) if enc(v) != bytes => {
-                let shown = codec::decode::<V>(what, &bytes)
-                    .map(|s| format!("{s:?}"))
-                    .unwrap_or_else(|e| e.0);
-                p.push(format!("{what}: {k:?}: stored {shown}, replay {v:?}"));
-            }
-            Some(_) => {}
+    stored: u64,
+    new: usize,
+    replay: impl ExactSizeIterator<Item = (Result<Option<T>, StorageError>, T, String)>,
+) -> Result<(), StorageError> {
+    let n = replay.len();
+    for (got, want, k) in replay {
+        let got = got?;
+        if got.as_ref() != Some(&want) {
+            p.push(format!("{what}: {k:?} looks up {got:?}, replay {want:?}"));
         }
     }
-    if n != replay.len() {
+    if stored + new as u64 != n as u64 {
         p.push(format!(
-            "{what}: {n} stored records, replay has {}",
-            replay.len()
+            "{what}: {} stored, replay has {n}",
+            stored + new as u64
         ));
     }
     Ok(())

@@ -1,18 +1,17 @@
-//! The write path of a transaction that holds many commands: due keys read ahead of the
-//! overlay (`WriteTables::due_scan`), event records and log positions written as cursor runs,
-//! and the committed wallet numbers the overlay remembers. Each test runs the same commands one
-//! by one in a reference ledger (where none of that has anything to batch) and requires a
+//! The write path of a group that holds many commands: decided in one overlay over the
+//! in-memory layer (each command under its own savepoint, a failed one rolled back alone), its
+//! log records appended as one run, its changes merged into the layer, which flushes behind.
+//! Each test runs the same commands one by one in a reference ledger and requires a
 //! byte-identical log, the same figures, and a clean `verify` — so a record written twice, lost,
-//! stale, or left over from a rolled-back command fails it.
+//! stale, or left over from a rolled-back command fails it. The grouped ledger flushes after
+//! every few events, so groups are decided over a layer and a projection that keep changing.
 
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;
 use std::path::Path;
-use wallet_ledger::domain::state::Tx;
-use wallet_ledger::domain::{IdSource, execute};
-use wallet_ledger::storage::WriteTables;
+use wallet_ledger::ledger::OpenOptions;
 use wallet_ledger::{FixedClock, Ledger};
 
 const H: &str = "37b08803-c1af-4e10-849f-530264bac7f8";
@@ -92,42 +91,24 @@ fn run(l: &Ledger, lines: &[String]) {
     }
 }
 
-struct NoIds;
-
-impl IdSource for NoIds {
-    fn holder_id(&mut self) -> uuid::Uuid {
-        unreachable!("the script names its holders")
-    }
-    fn wallet_id(&mut self) -> uuid::Uuid {
-        unreachable!("the script names its wallets")
-    }
+/// The ledger whose commands run as groups: it flushes after every 7 events.
+fn open_grouped(path: &Path) -> Ledger {
+    OpenOptions::new()
+        .clock(Box::new(FixedClock(far_future())))
+        .max_unflushed_events(7)
+        .open(path)
+        .unwrap()
 }
 
-/// Runs `lines` in one write transaction the way a commit group does: each command under its
+/// Runs `lines` as one group, the way concurrent callers are committed: each command under its
 /// own savepoint, a failed one rolled back while the others go on. Returns which succeeded.
 fn one_transaction(path: &Path, lines: &[String]) -> Vec<bool> {
-    let db = redb::Database::open(path).unwrap();
-    let txn = db.begin_write().unwrap();
-    let ok;
-    {
-        let mut t = WriteTables::open(&txn).unwrap();
-        let changes = {
-            let mut tx = Tx::new(&t).unwrap();
-            let now = far_future().timestamp_nanos_opt().unwrap();
-            ok = lines
-                .iter()
-                .map(|line| {
-                    let (req, notes) = wallet_ledger::json::parse_line_noted(line)
-                        .unwrap_or_else(|(_, e)| panic!("{line}: {e}"));
-                    execute(&mut tx, &req, &notes, now, &mut NoIds).is_ok()
-                })
-                .collect();
-            tx.into_changes().unwrap()
-        };
-        t.write(changes).unwrap();
-    }
-    txn.commit().unwrap();
-    ok
+    let l = open_grouped(path);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    l.execute_lines_as_group(&refs)
+        .iter()
+        .map(|r| r.is_ok())
+        .collect()
 }
 
 fn assert_same(batched: &Ledger, reference: &Ledger, what: &str) {
@@ -208,7 +189,7 @@ fn a_transaction_with_a_rolled_back_command_writes_what_one_by_one_writes() {
         .map(|(l, _)| l.clone())
         .collect();
     run(&reference, &succeeded);
-    let batched = open(&batched);
+    let batched = open_grouped(&batched);
     assert_same(&batched, &reference, "after the transaction");
 
     // And the ledger goes on from there: more expiries, through the public batch path.
@@ -235,7 +216,7 @@ fn a_failed_batch_writes_nothing_and_the_next_one_writes_everything() {
     for p in [&batched, &reference] {
         run(&open(p), &history());
     }
-    let (batched, reference) = (open(&batched), open(&reference));
+    let (batched, reference) = (open_grouped(&batched), open(&reference));
     let day = t0() + Duration::days(1);
     let m = |k: i64| day + Duration::minutes(k);
     let batch = |cmds: &[String]| {

@@ -1,17 +1,20 @@
-//! On-disk format stability: the event records of format version 1, as committed in
-//! `tests/fixtures/`, must keep decoding to the same events, and the encoder must keep producing
-//! the same bytes. A change of the record layout, of bincode's configuration, of an `Event`
-//! variant's fields or order, or of the checksum chain fails here and cannot pass unnoticed.
+//! On-disk format stability: the event records of format version 1 and the log records of file
+//! format 3, as committed in `tests/fixtures/`, must keep decoding to the same events, and the
+//! encoders must keep producing the same bytes. A change of a record layout, of bincode's
+//! configuration, of an `Event` variant's fields or order, or of a checksum chain fails here and
+//! cannot pass unnoticed. Files of formats 1 and 2 must migrate to the same ledger.
 //!
 //! Fixtures (see `tests/fixtures/README.md`):
 //! - `events_v1.jsonl`: the script that made them, covering every `Event` variant;
-//! - `events_v1.hex`: every stored event record, one per line: `stream seq hex-bytes`;
-//! - `ledger_v1.ledger`: the whole ledger file (compacted), to check a v1 file still opens,
-//!   verifies and shows the same figures.
+//! - `events_v1.hex`: every stored v1 event record, one per line: `stream seq hex-bytes`;
+//! - `ledger_v1.ledger`: the whole ledger file (format 1, compacted), to check a v1 file still
+//!   opens (migrated to format 3), verifies and shows the same figures;
+//! - `log_v2.hex`: every log record (record version 2) of that file once migrated, one per line:
+//!   `position sub hex-bytes`.
 //!
-//! The fixtures were written once by `write_v1_fixtures` (ignored; it refuses to overwrite).
-//! The tests below never regenerate them: they compare the committed bytes with values written
-//! out by hand in this file.
+//! The v1 fixtures were written once by the build of their time; `log_v2.hex` by
+//! `write_log_v2_fixture` (ignored; it refuses to overwrite). The tests below never regenerate
+//! them: they compare the committed bytes with values written out by hand in this file.
 
 mod common;
 
@@ -21,6 +24,7 @@ use std::path::PathBuf;
 use wallet_ledger::domain::event::{Event, OpenedPocket};
 use wallet_ledger::model::*;
 use wallet_ledger::storage::codec;
+use wallet_ledger::storage::log::{self as logrec, Body, LogKey};
 use wallet_ledger::{FixedClock, Ledger};
 
 fn fixture(name: &str) -> PathBuf {
@@ -481,47 +485,18 @@ fn format_of(path: &std::path::Path) -> u32 {
     u32::from_be_bytes(v.value().try_into().unwrap())
 }
 
-/// Every `wallet_rows` row of a closed ledger file, as stored.
-fn rows_of(path: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let db = redb::Database::open(path).unwrap();
-    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    let t = txn
-        .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("wallet_rows"))
-        .unwrap();
-    redb::ReadableTable::iter(&t)
-        .unwrap()
-        .map(|r| {
-            let (k, v) = r.unwrap();
-            (k.value().to_vec(), v.value().to_vec())
-        })
-        .collect()
-}
-
-/// A whole v1 ledger file still opens (migrated to file format 2), verifies, and shows the same
-/// figures and history; the committed fixture is untouched.
+/// A whole v1 ledger file still opens (migrated to file format 3 through format 2), verifies,
+/// and shows the same figures and history; the committed fixture is untouched.
 #[test]
 fn the_v1_ledger_file_opens_verifies_and_shows_the_same_figures() {
     let committed = std::fs::read(fixture("ledger_v1.ledger")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = v1_copy(dir.path());
     assert_eq!(format_of(&path), 1, "the fixture is a format 1 file");
-    let v1_rows = rows_of(&path);
     let l = open_at_fixture_time(&path).expect("a v1 file opens");
     assert_v1_content(&l);
     drop(l);
-    assert_eq!(format_of(&path), 2, "opening migrated the copy");
-    // The same records under new keys: values, and the multiset of (wallet, value), agree.
-    let v2_rows = rows_of(&path);
-    assert_eq!(v1_rows.len(), v2_rows.len(), "rows before and after");
-    let values = |rows: &[(Vec<u8>, Vec<u8>)]| {
-        let mut v: Vec<_> = rows
-            .iter()
-            .map(|(k, v)| (k[..8].to_vec(), v.clone()))
-            .collect();
-        v.sort();
-        v
-    };
-    assert_eq!(values(&v1_rows), values(&v2_rows), "records are unchanged");
+    assert_eq!(format_of(&path), 3, "opening migrated the copy");
     assert_eq!(
         std::fs::read(fixture("ledger_v1.ledger")).unwrap(),
         committed,
@@ -529,19 +504,123 @@ fn the_v1_ledger_file_opens_verifies_and_shows_the_same_figures() {
     );
 }
 
-/// A format 2 file (the migrated fixture) opens again without migrating: its rows stay exactly
-/// as they are, and it shows the same figures.
+/// Every log record of a closed format 3 file: (key, bytes).
+fn log_of(path: &std::path::Path) -> Vec<(LogKey, Vec<u8>)> {
+    let db = redb::Database::open(path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let t = txn.open_table(wallet_ledger::storage::LOG).unwrap();
+    redb::ReadableTable::iter(&t)
+        .unwrap()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (LogKey::from_tuple(k.value()), v.value().to_vec())
+        })
+        .collect()
+}
+
+/// The committed log records of the migrated v1 fixture: (key, bytes).
+fn log_v2_records() -> Vec<(LogKey, Vec<u8>)> {
+    let text = std::fs::read_to_string(fixture("log_v2.hex")).expect("log_v2.hex");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let position = f.next().unwrap().parse().unwrap();
+            let sub = f.next().unwrap().parse().unwrap();
+            (LogKey { position, sub }, unhex(f.next().unwrap()))
+        })
+        .collect()
+}
+
+/// The migration writes exactly the committed log records, and they decode to the v1 events,
+/// chained in key order from 16 zero bytes; the encoder of this build writes the same bytes.
 #[test]
-fn a_format_2_file_reopens_without_migrating() {
+fn the_migrated_log_is_the_committed_v2_records() {
     let dir = tempfile::tempdir().unwrap();
     let path = v1_copy(dir.path());
     drop(open_at_fixture_time(&path).unwrap());
-    let migrated = rows_of(&path);
-    let l = open_at_fixture_time(&path).expect("a format 2 file opens");
+    let committed = log_v2_records();
+    let migrated = log_of(&path);
+    assert_eq!(
+        migrated
+            .iter()
+            .map(|(k, b)| (*k, hex(b)))
+            .collect::<Vec<_>>(),
+        committed
+            .iter()
+            .map(|(k, b)| (*k, hex(b)))
+            .collect::<Vec<_>>(),
+        "the migrated log differs from log_v2.hex"
+    );
+    let want = expected();
+    let mut prev = [0u8; 16];
+    let mut events = 0;
+    for (k, bytes) in &committed {
+        assert_eq!(bytes[0], 2, "{k}: record version");
+        let rec = logrec::decode(*k, bytes).unwrap_or_else(|e| panic!("{k}: {e}"));
+        assert_eq!(logrec::chain(&prev, *k, bytes), rec.checksum, "{k}: chain");
+        prev = rec.checksum;
+        if let Body::Event {
+            stream,
+            seq,
+            delta,
+            event,
+        } = &rec.body
+        {
+            let (ws, wq, wpos, wat, wev) = &want[events];
+            assert_eq!(
+                (stream, seq, k.position, rec.at, event),
+                (ws, wq, *wpos, *wat, wev),
+                "{k}"
+            );
+            let (again, _) =
+                logrec::encode_event(&[0; 16], *k, rec.at, *stream, *seq, delta, event);
+            assert_eq!(hex(&again[26..]), hex(&bytes[26..]), "{k}: re-encoded body");
+            events += 1;
+        }
+    }
+    assert_eq!(events, want.len(), "every event is in the log");
+}
+
+/// Writes `log_v2.hex` from the migrated v1 fixture. Run once, by hand:
+/// `WALLET_LEDGER_WRITE_FIXTURES=1 cargo test --release --test format_v1 -- --ignored`.
+/// It refuses to overwrite: the committed records are the format's reference.
+#[test]
+#[ignore = "writes the log v2 fixture; run by hand once"]
+fn write_log_v2_fixture() {
+    if std::env::var("WALLET_LEDGER_WRITE_FIXTURES").as_deref() != Ok("1") {
+        return;
+    }
+    let out_path = fixture("log_v2.hex");
+    assert!(
+        !out_path.exists(),
+        "log_v2.hex exists; it is never rewritten"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = v1_copy(dir.path());
+    drop(open_at_fixture_time(&path).unwrap());
+    let mut out = String::from(
+        "# Log records (record version 2) of ledger_v1.ledger migrated to file format 3: position sub bytes(hex)\n",
+    );
+    for (k, b) in log_of(&path) {
+        out.push_str(&format!("{} {} {}\n", k.position, k.sub, hex(&b)));
+    }
+    std::fs::write(&out_path, out).unwrap();
+}
+
+/// A format 3 file (the migrated fixture) opens again without migrating: its log stays exactly
+/// as it is, and it shows the same figures.
+#[test]
+fn a_format_3_file_reopens_without_migrating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = v1_copy(dir.path());
+    drop(open_at_fixture_time(&path).unwrap());
+    let migrated = log_of(&path);
+    let l = open_at_fixture_time(&path).expect("a format 3 file opens");
     assert_v1_content(&l);
     drop(l);
-    assert_eq!(format_of(&path), 2);
-    assert_eq!(rows_of(&path), migrated, "a format 2 file is not re-keyed");
+    assert_eq!(format_of(&path), 3);
+    assert_eq!(log_of(&path), migrated, "a format 3 log is not rewritten");
 }
 
 /// A file of a format this build does not know (a newer one) is refused, and left as it is.
@@ -555,18 +634,18 @@ fn a_future_file_format_is_refused() {
         let txn = db.begin_write().unwrap();
         txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
             .unwrap()
-            .insert("schema", &3u32.to_be_bytes()[..])
+            .insert("schema", &4u32.to_be_bytes()[..])
             .unwrap();
         txn.commit().unwrap();
     }
     match open_at_fixture_time(&path) {
         Err(wallet_ledger::OpenError::UnsupportedSchema { found, supported }) => {
-            assert_eq!((found, supported), (3, 2));
+            assert_eq!((found, supported), (4, 3));
         }
-        Err(e) => panic!("a format 3 file: {e}"),
-        Ok(_) => panic!("a format 3 file opened"),
+        Err(e) => panic!("a format 4 file: {e}"),
+        Ok(_) => panic!("a format 4 file opened"),
     }
-    assert_eq!(format_of(&path), 3, "a refused file is left as it was");
+    assert_eq!(format_of(&path), 4, "a refused file is left as it was");
 }
 
 /// What the v1 fixture holds, read through a ledger.
@@ -613,145 +692,142 @@ fn assert_v1_content(l: &Ledger) {
 /// on_hold, available (worked out by hand in `tests/fixtures/README.md`).
 const EXPECTED_MAIN: [&str; 7] = ["0", "165", "59.75", "40.25", "65", "0", "65"];
 
-/// Writes the fixtures from `events_v1.jsonl`. Run once, by hand:
-/// `WALLET_LEDGER_WRITE_FIXTURES=1 cargo test --release --test format_v1 -- --ignored`.
-/// It refuses to overwrite: the committed fixtures are the format's reference.
-#[test]
-#[ignore = "writes the v1 fixtures; run by hand once"]
-fn write_v1_fixtures() {
-    if std::env::var("WALLET_LEDGER_WRITE_FIXTURES").as_deref() != Ok("1") {
-        return;
+/// Writes a format 2 file holding `ledger`'s log as format 2 kept it, from the records this
+/// build reads: each stream's events as v1 records chained per stream in `wallet_rows` (stored
+/// newest first) and the global `log` table mapping positions to (stream, sequence); marker 2.
+/// With the idempotency table (the `keyed` lines' records), that is everything the migration to
+/// format 3 reads (it deletes the rest and rebuilds the projection by replay). Written out here,
+/// independently of the library's migration.
+fn write_format_2(
+    src: &Ledger,
+    max_w: u64,
+    keyed: &[(String, wallet_ledger::Receipt)],
+    path: &std::path::Path,
+) {
+    let r = src.reader().unwrap();
+    let mut streams: Vec<(u64, Vec<(u64, wallet_ledger::ledger::StoredEvent)>)> = Vec::new();
+    for s in 0..=max_w {
+        streams.push((s, r.events(s).unwrap()));
     }
-    let hex_path = fixture("events_v1.hex");
-    let db_path = fixture("ledger_v1.ledger");
-    assert!(
-        !hex_path.exists() && !db_path.exists(),
-        "the v1 fixtures exist; they are never rewritten"
-    );
-    let script = std::fs::read_to_string(fixture("events_v1.jsonl")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v1.redb");
-    {
-        let clock = FixedClock("2026-03-10T00:00:00Z".parse().unwrap());
-        let mut l = Ledger::open_with_clock(&path, Box::new(clock)).unwrap();
-        for line in script.lines() {
-            l.execute_line(line).unwrap();
-        }
-        l.compact().unwrap();
-    }
-    let db = redb::Database::open(&path).unwrap();
-    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    let t = txn
-        .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("wallet_rows"))
-        .unwrap();
-    let mut out = String::from(
-        "# Event records of format v1, written once from events_v1.jsonl: stream seq bytes(hex)\n",
-    );
-    // Event rows of `wallet_rows`. (This build writes file format 2, where events are stored
-    // newest first; the committed fixtures are format 1 and are never rewritten.)
-    let mut rows = Vec::new();
-    for r in redb::ReadableTable::iter(&t).unwrap() {
-        let (k, v) = r.unwrap();
-        if let Some((stream, seq)) = wallet_ledger::storage::event_of(k.value()) {
-            rows.push((stream, seq, hex(v.value())));
-        }
-    }
-    rows.sort();
-    for (stream, seq, bytes) in rows {
-        out.push_str(&format!("{stream} {seq} {bytes}\n"));
-    }
-    drop(t);
-    drop(txn);
-    drop(db);
-    std::fs::write(&hex_path, out).unwrap();
-    std::fs::copy(&path, &db_path).unwrap();
-}
-
-/// Rewrites a closed format 2 file into format 1, as an older build wrote it: row kinds in their
-/// v1 numbers, every key ascending (the descending kinds' key parts inverted back), marker 1.
-/// Written out here, independently of the library's migration.
-fn downgrade_to_v1(path: &std::path::Path) {
-    // v2 kind → (v1 kind, stored descending in v2)
-    let v1_of = |kind: u8| -> (u8, bool) {
-        match kind {
-            0 => (2, false),  // name
-            1 => (3, false),  // hold
-            2 => (6, false),  // lifecycle
-            3 => (9, false),  // checkpoint
-            4 => (5, false),  // slice
-            5 => (4, true),   // redemption
-            6 => (1, false),  // lot
-            7 => (0, false),  // header
-            8 => (7, true),   // consumable index
-            9 => (8, false),  // due index
-            10 => (10, true), // event
-            k => panic!("row kind {k}"),
-        }
-    };
-    let rows = rows_of(path);
-    let db = redb::Database::open(path).unwrap();
+    drop(r);
+    let db = redb::Database::create(path).unwrap();
     let txn = db.begin_write().unwrap();
     {
-        let def = redb::TableDefinition::<&[u8], &[u8]>::new("wallet_rows");
-        txn.delete_table(def).unwrap();
-        let mut t = txn.open_table(def).unwrap();
-        for (k, v) in &rows {
-            let (kind, inverted) = v1_of(k[8]);
-            let mut k1 = k[..8].to_vec();
-            k1.push(kind);
-            k1.extend(k[9..].iter().map(|b| if inverted { !b } else { *b }));
-            t.insert(&k1[..], &v[..]).unwrap();
+        let mut rows = txn
+            .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("wallet_rows"))
+            .unwrap();
+        let mut log = txn
+            .open_table(redb::TableDefinition::<u64, &[u8]>::new("log"))
+            .unwrap();
+        for (stream, evs) in &streams {
+            let mut prev = [0u8; 16];
+            for (seq, e) in evs {
+                let (bytes, sum) =
+                    codec::encode_event(&prev, *stream, *seq, e.position, e.at, &e.delta, &e.event);
+                prev = sum;
+                // [w][10][!seq]: format 2's event rows, newest first.
+                let mut k = stream.to_be_bytes().to_vec();
+                k.push(10);
+                k.extend_from_slice(&(!seq).to_be_bytes());
+                rows.insert(&k[..], &bytes[..]).unwrap();
+                let mut v = stream.to_be_bytes().to_vec();
+                v.extend_from_slice(&seq.to_be_bytes());
+                log.insert(e.position, &v[..]).unwrap();
+            }
+        }
+        // key → SHA-256 of the canonical command (without key and instants) ‖ (instants, receipt)
+        let mut idem = txn
+            .open_table(redb::TableDefinition::<&str, &[u8]>::new("idempotency"))
+            .unwrap();
+        for (line, receipt) in keyed {
+            let req = wallet_ledger::json::parse_line(line).unwrap();
+            let mut v = Sha256::digest(wallet_ledger::json::canonical(&req).as_bytes()).to_vec();
+            v.extend(codec::encode(&(
+                wallet_ledger::json::instants(&req),
+                receipt.clone(),
+            )));
+            idem.insert(req.key.as_deref().unwrap(), &v[..]).unwrap();
         }
         txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
             .unwrap()
-            .insert("schema", &1u32.to_be_bytes()[..])
+            .insert("schema", &2u32.to_be_bytes()[..])
             .unwrap();
     }
     txn.commit().unwrap();
 }
 
-/// A format 1 file with many wallets, lots, holds, redemptions, checkpoints and events migrates
-/// to exactly the ledger it was: the same log, the same figures at every instant asked, verified.
+/// A format 2 file with many wallets, lots, holds, redemptions and events migrates to exactly
+/// the ledger it was: the same events at the same positions, the same figures at every instant
+/// asked, verified.
 #[test]
-fn a_large_v1_file_migrates_to_the_same_ledger() {
+fn a_large_format_2_file_migrates_to_the_same_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.ledger");
     let wallets = 3;
     let (lines, _) = ScriptGen::script(seed(0xF0F1), 2, wallets, 4_000);
     let names: Vec<String> = (0..wallets).map(wallet_uuid).collect();
     let instants = [t0(), t0() + chrono::Duration::days(20), far_future()];
+    let events = |l: &Ledger| -> Vec<String> {
+        let r = l.reader().unwrap();
+        (0..=wallets as u64)
+            .flat_map(|s| {
+                r.events(s)
+                    .unwrap()
+                    .into_iter()
+                    .map(move |(q, e)| format!("{s}/{q} @{} t={} {:?}", e.position, e.at, e.event))
+            })
+            .collect()
+    };
+    let v2 = dir.path().join("v2.ledger");
+    // Every 50th command that succeeds is sent with an idempotency key, and one keyed sweep
+    // appends nothing (its record goes after the log's last event).
+    let mut keyed: Vec<(String, wallet_ledger::Receipt)> = Vec::new();
     let (log, figures) = {
         let l = Ledger::open_with_clock(&path, Box::new(FixedClock(far_future()))).unwrap();
-        for line in &lines {
-            let _ = l.execute_line(line);
+        for (i, line) in lines.iter().enumerate() {
+            if i % 50 == 7 && !line.contains(r#""op":"batch""#) {
+                let keyed_line = line.replacen('{', &format!(r#"{{"key":"k-{i}","#), 1);
+                if let Ok(r) = l.execute_line(&keyed_line) {
+                    keyed.push((keyed_line, r));
+                }
+            } else {
+                let _ = l.execute_line(line);
+            }
         }
+        let sweep = r#"{"op":"sweep","key":"empty-sweep","at":"2020-01-01T00:00:00Z"}"#;
+        let r = l.execute_line(sweep).unwrap();
+        assert_eq!(r.events, 0);
+        keyed.push((sweep.to_string(), r));
         let figures: Vec<_> = instants
             .iter()
             .flat_map(|at| figures_digest(&l, &names, *at))
             .collect();
-        (log_digest(&l, wallets as u64), figures)
+        write_format_2(&l, wallets as u64, &keyed, &v2);
+        (events(&l), figures)
     };
-    let v2_rows = rows_of(&path);
-    downgrade_to_v1(&path);
-    assert_eq!(format_of(&path), 1);
-    assert_ne!(rows_of(&path), v2_rows, "the downgrade changed the keys");
-    let l = Ledger::open_with_clock(&path, Box::new(FixedClock(far_future()))).unwrap();
+    assert!(keyed.len() > 10, "the script has keyed commands");
+    assert_eq!(format_of(&v2), 2);
+    let l = Ledger::open_with_clock(&v2, Box::new(FixedClock(far_future()))).unwrap();
     assert_verified(&l, "the migrated file");
-    assert_eq!(
-        log_digest(&l, wallets as u64),
-        log,
-        "the log after migration"
-    );
+    assert_eq!(events(&l), log, "the events after migration");
     let again: Vec<_> = instants
         .iter()
         .flat_map(|at| figures_digest(&l, &names, *at))
         .collect();
     assert_eq!(again, figures, "figures after migration");
+    // The keys came along: each retry answers its original receipt, marked replayed.
+    for (line, receipt) in &keyed {
+        let again = l.execute_line(line).unwrap();
+        assert!(again.replayed, "{line}");
+        assert_eq!(
+            wallet_ledger::Receipt {
+                replayed: false,
+                ..again
+            },
+            *receipt,
+            "{line}"
+        );
+    }
     drop(l);
-    assert_eq!(format_of(&path), 2);
-    assert_eq!(
-        rows_of(&path),
-        v2_rows,
-        "migration gives back the format 2 keys exactly"
-    );
+    assert_eq!(format_of(&v2), 3);
 }

@@ -215,6 +215,42 @@ impl Figs {
     }
 }
 
+/// What the append and read workloads ask of an engine (wallet-ledger or SQLite), so one piece
+/// of harness code serves both.
+pub trait Engine: Sync {
+    /// One command, one durable commit (when the engine was opened durable). Returns the events
+    /// appended.
+    fn exec(&self, op: &Op) -> u64;
+    /// Commands in one transaction, one commit.
+    fn exec_batch(&self, ops: &[Op]) -> u64;
+    /// The wallet's figures at `t` (ns), at or after its last event.
+    fn figures(&self, w: u32, t: i64) -> Figs;
+}
+
+impl Engine for Ours {
+    fn exec(&self, op: &Op) -> u64 {
+        Ours::exec(self, op)
+    }
+    fn exec_batch(&self, ops: &[Op]) -> u64 {
+        Ours::exec_batch(self, ops)
+    }
+    fn figures(&self, w: u32, t: i64) -> Figs {
+        Ours::figures(self, w, t)
+    }
+}
+
+impl Engine for Sql {
+    fn exec(&self, op: &Op) -> u64 {
+        Sql::exec(self, op)
+    }
+    fn exec_batch(&self, ops: &[Op]) -> u64 {
+        Sql::exec_batch(self, ops)
+    }
+    fn figures(&self, w: u32, t: i64) -> Figs {
+        Sql::figures(self, w, t)
+    }
+}
+
 // ---- ours ----------------------------------------------------------------------------------------
 
 pub struct Ours {
@@ -851,6 +887,46 @@ fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
 
+/// The disk space a file takes: its allocated blocks (a file with holes takes less than its
+/// length); 0 if there is no such file.
+fn file_allocated(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).map_or(0, |m| m.blocks() * 512)
+}
+
+/// A SQLite database's write-ahead log, beside the main file.
+pub fn wal_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+/// The files of both engines as a workload left them, both still open: no compaction, no
+/// VACUUM, no checkpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct AsWritten {
+    /// The redb file's length, and the disk space it takes.
+    pub ours: u64,
+    pub ours_allocated: u64,
+    /// SQLite's main file plus its WAL (length, disk space), and the WAL's length alone.
+    pub sql: u64,
+    pub sql_allocated: u64,
+    pub sql_wal: u64,
+}
+
+impl AsWritten {
+    pub fn measure(ours: &Path, sql: &Path) -> AsWritten {
+        let wal = wal_path(sql);
+        AsWritten {
+            ours: file_size(ours),
+            ours_allocated: file_allocated(ours),
+            sql: file_size(sql) + file_size(&wal),
+            sql_allocated: file_allocated(sql) + file_allocated(&wal),
+            sql_wal: file_size(&wal),
+        }
+    }
+}
+
 /// Sizes of one run.
 #[derive(Clone, Copy, Debug)]
 pub struct Size {
@@ -927,31 +1003,40 @@ impl AgedFixture {
         self.dir.join("theirs.sqlite")
     }
 
-    /// Copies both files into `scratch` and opens them (SQLite durable).
+    /// Copies both files into `scratch` (flushed, see `copy_flushed`): (ours, theirs).
     pub fn copy_into(&self, scratch: &Scratch) -> (PathBuf, PathBuf) {
-        let o = scratch.path("ours.redb");
-        let t = scratch.path("theirs.sqlite");
-        for (from, to) in [(self.ours(), &o), (self.theirs(), &t)] {
-            std::fs::copy(from, to).unwrap();
-            // Flush the copy now, or the first measured fsync would pay for writing it.
-            std::fs::File::open(to).unwrap().sync_all().unwrap();
-        }
-        (o, t)
+        (
+            copy_flushed(&self.ours(), scratch, "ours.redb"),
+            copy_flushed(&self.theirs(), scratch, "theirs.sqlite"),
+        )
     }
 }
 
+/// Copies `from` into `scratch` as `name` and flushes the copy, or the first measured fsync would
+/// pay for writing it.
+pub fn copy_flushed(from: &Path, scratch: &Scratch, name: &str) -> PathBuf {
+    let to = scratch.path(name);
+    std::fs::copy(from, &to).unwrap();
+    std::fs::File::open(&to).unwrap().sync_all().unwrap();
+    to
+}
+
 pub fn aged_fixture(size: &Size) -> AgedFixture {
+    aged_fixture_at(size.append_wallets, size.append_age)
+}
+
+/// `wallets` wallets that have each had `age` commands, applied round-robin in commits of 1,000
+/// commands; the two engines are built side by side, one thread each.
+pub fn aged_fixture_at(wallets: u32, age: u64) -> AgedFixture {
     let dir = fixtures_dir().join(format!(
-        "aged-w{}-k{}-v{FIXTURE_VERSION}-s{}",
-        size.append_wallets,
-        size.append_age,
-        wallet_ledger::storage::codec::SCHEMA_VERSION
+        "aged-w{wallets}-k{age}-v{FIXTURE_VERSION}-f{}",
+        wallet_ledger::storage::FORMAT_VERSION
     ));
     if dir.join("done").exists() {
         let f = AgedFixture { dir: dir.clone() };
         // A cached file written by an older build of the ledger (the record format may change
         // between commits) must not be measured: both engines must still read the same figures.
-        let last = ns(T0 + (size.append_age as i64 - 1) * STEP + 1);
+        let last = ns(T0 + (age as i64 - 1) * STEP + 1);
         if still_agrees(&dir, || {
             let (o, s) = (Ours::open(&f.ours()), Sql::open(&f.theirs(), false));
             o.figures(0, last) == s.figures(0, last)
@@ -960,24 +1045,31 @@ pub fn aged_fixture(size: &Size) -> AgedFixture {
         }
     }
     let started = Instant::now();
+    eprintln!(
+        "# building {} (cached for later runs)...",
+        dir.file_name().unwrap().to_string_lossy()
+    );
     let tmp = dir.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
-    {
-        let ours = Ours::create(&tmp.join("ours.redb"), size.append_wallets);
-        let theirs = Sql::create(&tmp.join("theirs.sqlite"), size.append_wallets, false);
-        let mut clocks = Clocks::new(size.append_wallets, 0);
-        let total = size.append_wallets as usize * size.append_age as usize;
+    let total = wallets as usize * age as usize;
+    let build = |e: &dyn Engine| {
+        let mut clocks = Clocks::new(wallets, 0);
         let mut done = 0;
         while done < total {
             let n = (total - done).min(1000);
-            let ops = clocks.take_rr(n);
-            ours.exec_batch(&ops);
-            theirs.exec_batch(&ops);
+            e.exec_batch(&clocks.take_rr(n));
             done += n;
         }
-        theirs.checkpoint();
-    }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| build(&Ours::create(&tmp.join("ours.redb"), wallets)));
+        s.spawn(|| {
+            let theirs = Sql::create(&tmp.join("theirs.sqlite"), wallets, false);
+            build(&theirs);
+            theirs.checkpoint();
+        });
+    });
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).unwrap();
     std::fs::write(dir.join("done"), b"").unwrap();
@@ -1009,6 +1101,8 @@ pub struct ReadFixture {
     pub sql_bytes: u64,
     /// The same event records alone in a compacted redb file: the floor of a log.
     pub raw_log_bytes: u64,
+    /// Both files as the build left them, before compaction and before SQLite's final checkpoint.
+    pub as_written: AsWritten,
     pub build_secs: f64,
 }
 
@@ -1026,6 +1120,11 @@ impl ReadFixture {
             "total_events_sql": self.total_events_sql, "t_read": self.t_read, "t_mid": self.t_mid,
             "events_to_mid": self.events_to_mid, "ours_bytes": self.ours_bytes,
             "sql_bytes": self.sql_bytes, "raw_log_bytes": self.raw_log_bytes,
+            "ours_written": self.as_written.ours,
+            "ours_written_allocated": self.as_written.ours_allocated,
+            "sql_written": self.as_written.sql,
+            "sql_written_allocated": self.as_written.sql_allocated,
+            "sql_wal_written": self.as_written.sql_wal,
             "build_secs": self.build_secs,
         })
     }
@@ -1045,6 +1144,13 @@ impl ReadFixture {
             ours_bytes: u("ours_bytes")?,
             sql_bytes: u("sql_bytes")?,
             raw_log_bytes: u("raw_log_bytes")?,
+            as_written: AsWritten {
+                ours: u("ours_written")?,
+                ours_allocated: u("ours_written_allocated")?,
+                sql: u("sql_written")?,
+                sql_allocated: u("sql_written_allocated")?,
+                sql_wal: u("sql_wal_written")?,
+            },
             build_secs: v.get("build_secs")?.as_f64()?,
         })
     }
@@ -1068,11 +1174,11 @@ pub const BIG_BATCH: usize = 2_000;
 
 pub fn read_fixture(size: &Size) -> ReadFixture {
     let dir = fixtures_dir().join(format!(
-        "read-w{}-e{}-s{}-v{FIXTURE_VERSION}-s{}",
+        "read-w{}-e{}-s{}-v{FIXTURE_VERSION}-f{}",
         size.wallets,
         size.big_events,
         size.small_cmds,
-        wallet_ledger::storage::codec::SCHEMA_VERSION
+        wallet_ledger::storage::FORMAT_VERSION
     ));
     if let Ok(text) = std::fs::read_to_string(dir.join("meta.json"))
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
@@ -1096,7 +1202,7 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
         dir.file_name().unwrap().to_string_lossy()
     );
     let big = 0u32;
-    let (big_events, last_k) = {
+    let (big_events, last_k, as_written) = {
         let ours = Ours::create(&ours_path, size.wallets);
         let theirs = Sql::create(&sql_path, size.wallets, false);
         // Every other wallet: `small_cmds` commands, in batches across wallets.
@@ -1135,8 +1241,9 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
                 last_report = Instant::now();
             }
         }
+        let as_written = AsWritten::measure(&ours_path, &sql_path);
         theirs.checkpoint();
-        (events, k - 1)
+        (events, k - 1, as_written)
     };
     let last_at = T0 + last_k as i64 * STEP;
     let t_read = ns(last_at + READ_DELTA);
@@ -1175,6 +1282,7 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
         ours_bytes,
         sql_bytes,
         raw_log_bytes,
+        as_written,
         build_secs: started.elapsed().as_secs_f64(),
     };
     std::fs::write(tmp.join("meta.json"), f.to_json().to_string()).unwrap();
@@ -1188,35 +1296,30 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
     f
 }
 
-/// Copies wallet-ledger's event records (keys and values as stored) into a fresh redb file with
-/// nothing else, packed the way `Ledger::compact` packs (ascending inserts through a cursor, so
-/// leaves are full rather than split in halves), compacts it, and returns (events, bytes): the
-/// floor of an event log in redb.
+/// Copies wallet-ledger's event records (the log's event slots, keys and values as stored) into a
+/// fresh redb file with nothing else, packed the way `Ledger::compact` packs (ascending inserts
+/// through a cursor, so leaves are full rather than split in halves), compacts it, and returns
+/// (events, bytes): the floor of an event log in redb.
 fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
     let src = redb::Database::open(ours).expect("open ours");
     let dst_db = redb::Database::create(raw).expect("raw log");
     let rt = src.begin_read().unwrap();
-    // Event records are the `wallet_rows` rows of kind EVENT.
-    let events = rt.open_table(wallet_ledger::storage::ROWS).unwrap();
+    let log = rt.open_table(wallet_ledger::storage::LOG).unwrap();
     let mut n = 0u64;
-    let mut it = events
+    let mut it = log
         .iter()
         .unwrap()
-        .filter(|r| {
-            r.as_ref()
-                .map(|(k, _)| k.value()[8] == wallet_ledger::storage::row::EVENT)
-                .unwrap_or(true)
-        })
+        .filter(|r| r.as_ref().map(|(k, _)| k.value().1 == 0).unwrap_or(true))
         .peekable();
     while it.peek().is_some() {
         let txn = dst_db.begin_write().unwrap();
         {
             let mut t = txn
-                .open_table(redb::TableDefinition::<&[u8], &[u8]>::new("events"))
+                .open_table(redb::TableDefinition::<(u64, u32), &[u8]>::new("events"))
                 .unwrap();
             // Keys arrive in ascending order, after every key already in the table.
             let mut at = t
-                .upper_bound_mut(std::ops::Bound::<&[u8]>::Unbounded)
+                .upper_bound_mut(std::ops::Bound::<(u64, u32)>::Unbounded)
                 .unwrap();
             for r in it.by_ref().take(100_000) {
                 let (k, v) = r.unwrap();
@@ -1228,7 +1331,7 @@ fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
         txn.commit().unwrap();
     }
     drop(it);
-    drop(events);
+    drop(log);
     drop(rt);
     let mut dst_db = dst_db;
     while dst_db.compact().unwrap() {}
@@ -1385,14 +1488,23 @@ pub fn run_threads<F>(per_thread: Vec<Vec<Op>>, f: F) -> Duration
 where
     F: Fn(&Op) + Sync,
 {
+    run_threads_indexed(&per_thread, |_, op| f(op))
+}
+
+/// `run_threads`, with `f` told which thread (the index into `per_thread`) it runs on: for
+/// per-thread resources such as one SQLite connection each.
+pub fn run_threads_indexed<F>(per_thread: &[Vec<Op>], f: F) -> Duration
+where
+    F: Fn(usize, &Op) + Sync,
+{
     let barrier = std::sync::Barrier::new(per_thread.len() + 1);
     std::thread::scope(|s| {
-        for ops in &per_thread {
+        for (t, ops) in per_thread.iter().enumerate() {
             let (barrier, f) = (&barrier, &f);
             s.spawn(move || {
                 barrier.wait();
                 for op in ops {
-                    f(op);
+                    f(t, op);
                 }
             });
         }

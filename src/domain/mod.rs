@@ -155,11 +155,8 @@ fn one(
 
 /// Records every transition due by `at` in every wallet that has one.
 fn sweep(tx: &mut Tx, at: i64, first: usize) -> Result<Receipt, CommandError> {
-    // The sweep index holds a lower bound of each wallet's earliest due instant, so some of
-    // these wallets have nothing due yet; refreshing them keeps later sweeps from revisiting.
     for w in tx.wallets_due(at)? {
         advance(tx, w, at, true)?;
-        tx.refresh_sweep(w)?;
     }
     Ok(positions(
         tx,

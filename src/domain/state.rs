@@ -133,7 +133,7 @@ impl Lot {
         Ok(())
     }
 
-    fn cons_key(&self, w: u64) -> Option<ConsKey> {
+    pub fn cons_key(&self, w: u64) -> Option<ConsKey> {
         (self.activated && self.free > 0).then_some(ConsKey {
             wallet: w,
             pocket: self.pocket,
@@ -142,7 +142,7 @@ impl Lot {
         })
     }
 
-    fn due_key(&self, w: u64) -> Option<DueKey> {
+    pub fn due_key(&self, w: u64) -> Option<DueKey> {
         // A promised lot reversed to zero has nothing to activate: no transition is due, so a
         // closed wallet never receives one.
         if !self.activated && self.amount > 0 {
@@ -185,7 +185,7 @@ pub struct HoldRec {
 }
 
 impl HoldRec {
-    fn due_key(&self, w: u64) -> Option<DueKey> {
+    pub fn due_key(&self, w: u64) -> Option<DueKey> {
         if self.state != HoldState::Open {
             return None;
         }
@@ -453,6 +453,32 @@ impl Delta {
     }
 }
 
+/// A checkpoint is taken after every this many events of a wallet, so a read at an earlier
+/// instant sums at most this many figure deltas from the nearest one.
+pub const CHECKPOINT_EVERY: u64 = 256;
+
+/// A wallet's figures and profile after one of its events: where as-of reads start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub at: i64,
+    pub figures: Vec<Figures>,
+    pub methods: Vec<PaymentMethod>,
+    pub cards: Vec<Card>,
+}
+
+impl Checkpoint {
+    pub fn of(ws: &WalletState) -> Checkpoint {
+        Checkpoint {
+            seq: ws.seq,
+            at: ws.updated_at,
+            figures: ws.pockets.iter().map(|p| p.figures).collect(),
+            methods: ws.methods.clone(),
+            cards: ws.cards.clone(),
+        }
+    }
+}
+
 /// An event decided and applied in this transaction, waiting to be written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
@@ -531,9 +557,9 @@ pub struct Changes {
     pub due_add: BTreeSet<DueKey>,
     pub due_del: NumSet<DueKey>,
     pub events: Vec<Pending>,
-    /// Wallets a `sweep` visited: storage sets their sweep-index entry to their exact earliest
-    /// due instant (elsewhere the entry is only ever moved earlier; see `storage::write`).
-    pub sweep_exact: Vec<u64>,
+    /// A wallet's figures and profile after every [`CHECKPOINT_EVERY`]-th event: where as-of
+    /// reads start (see [`Checkpoint`]).
+    pub checkpoints: Vec<(u64, Checkpoint)>,
 }
 
 impl Changes {
@@ -563,7 +589,7 @@ impl Changes {
             due_add,
             due_del,
             events,
-            sweep_exact,
+            checkpoints,
         } = self;
         *ledger = None;
         programs.clear();
@@ -586,7 +612,7 @@ impl Changes {
         due_add.clear();
         due_del.clear();
         events.clear();
-        sweep_exact.clear();
+        checkpoints.clear();
         let kept = programs.capacity()
             + holders.capacity()
             + identities.capacity()
@@ -605,7 +631,7 @@ impl Changes {
             + cons_del.capacity()
             + due_del.capacity()
             + events.capacity()
-            + sweep_exact.capacity();
+            + checkpoints.capacity();
         kept <= Scratch::MAX_CAPACITY
     }
 
@@ -631,7 +657,7 @@ impl Changes {
             && self.due_add.is_empty()
             && self.due_del.is_empty()
             && self.events.is_empty()
-            && self.sweep_exact.is_empty()
+            && self.checkpoints.is_empty()
     }
 }
 
@@ -689,7 +715,7 @@ enum Undo {
     Redemption((u64, u32), Option<RedemptionRec>),
     Slice((u64, Owner, u32), Option<Slice>),
     Lifecycle,
-    SweepExact,
+    Checkpoint,
     ConsAdd(ConsKey, bool, bool),
     ConsDel(ConsKey, bool, bool),
     DueAdd(DueKey, bool, bool),
@@ -842,8 +868,8 @@ impl<'b> Tx<'b> {
                 Undo::Lifecycle => {
                     c.lifecycle.pop();
                 }
-                Undo::SweepExact => {
-                    c.sweep_exact.pop();
+                Undo::Checkpoint => {
+                    c.checkpoints.pop();
                 }
                 Undo::ConsAdd(k, was_add, was_del) | Undo::ConsDel(k, was_add, was_del) => {
                     set_flag(&mut c.cons_add, k, was_add);
@@ -1135,17 +1161,6 @@ impl<'b> Tx<'b> {
         self.wallet_req(no)
     }
 
-    /// Marks a wallet `sweep` visited: its header is rewritten and its sweep-index entry made
-    /// exact, so a stale (too early) entry is not visited again by every later sweep.
-    pub(crate) fn refresh_sweep(&mut self, w: u64) -> R<()> {
-        if !self.c.wallets.contains_key(&w) {
-            let ws = self.wallet_req(w)?;
-            self.put_wallet(ws);
-        }
-        self.log(Undo::SweepExact);
-        self.c.sweep_exact.push(w);
-        Ok(())
-    }
     pub(crate) fn put_wallet(&mut self, ws: WalletState) {
         let no = ws.number;
         let old = self.c.wallets.insert(no, ws);
@@ -1226,14 +1241,11 @@ impl<'b> Tx<'b> {
             event,
             delta,
         });
-        Ok(())
-    }
-
-    /// Replay: the global position of the event just applied.
-    pub(crate) fn set_position(&mut self, position: u64) -> R<()> {
-        let mut l = self.ledger()?;
-        l.position = position;
-        self.set_ledger(l);
+        if stream != LEDGER_STREAM && seq % CHECKPOINT_EVERY == 0 {
+            let cp = Checkpoint::of(&self.wallet_req(stream)?);
+            self.log(Undo::Checkpoint);
+            self.c.checkpoints.push((stream, cp));
+        }
         Ok(())
     }
 
@@ -1481,7 +1493,7 @@ mod tests {
         let mut tx = Tx::reading(&Empty, Scratch::default());
         tx.c.wallet_uuids.insert([1; 16], 1);
         tx.c.externals.insert("e".into(), 1);
-        tx.c.sweep_exact.push(1);
+        tx.c.checkpoints.push((1, Checkpoint::default()));
         let due = DueKey {
             wallet: 1,
             at: 0,

@@ -89,9 +89,14 @@ fn quick_lot(bytes: &[u8]) -> Option<Lot> {
         return None;
     }
     let mut q = Quick(body);
+    let lot = quick_lot_body(&mut q)?;
+    q.0.is_empty().then_some(lot)
+}
+
+fn quick_lot_body(q: &mut Quick) -> Option<Lot> {
     // Fields in declaration order, as bincode's derive reads them (struct expressions evaluate
     // their fields in the order written).
-    let lot = Lot {
+    Some(Lot {
         no: q.u32()?,
         id: q.string()?,
         pocket: q.u16()?,
@@ -106,8 +111,7 @@ fn quick_lot(bytes: &[u8]) -> Option<Lot> {
         expires_at: q.option(Quick::i64)?,
         activated: q.bool()?,
         order_key: q.i64()?,
-    };
-    q.0.is_empty().then_some(lot)
+    })
 }
 
 /// Decodes the `WalletState` of a header row (`what` names it only on failure), which every
@@ -142,7 +146,12 @@ fn quick_wallet(bytes: &[u8]) -> Option<WalletState> {
         return None;
     }
     let mut q = Quick(body);
-    let ws = WalletState {
+    let ws = quick_wallet_body(&mut q)?;
+    q.0.is_empty().then_some(ws)
+}
+
+fn quick_wallet_body(q: &mut Quick) -> Option<WalletState> {
+    Some(WalletState {
         uuid: q.take()?,
         number: q.u64()?,
         holder: q.take()?,
@@ -206,8 +215,92 @@ fn quick_wallet(bytes: &[u8]) -> Option<WalletState> {
             })
         })?,
         next_due: q.option(Quick::i64)?,
-    };
-    q.0.is_empty().then_some(ws)
+    })
+}
+
+/// Appends `v`'s bincode encoding (no version byte: the enclosing record has one).
+pub fn encode_into<T: Encode>(v: &T, out: &mut Vec<u8>) {
+    bincode::encode_into_std_write(v, out, config()).expect("writing to a Vec cannot fail");
+}
+
+/// Decodes a `T` from the start of `bytes` (part of a record whose version was checked),
+/// returning it and the bytes it took.
+pub fn decode_prefix<T: Decode<()>>(
+    what: &dyn Fn() -> String,
+    bytes: &[u8],
+) -> Result<(T, usize), StorageError> {
+    bincode::decode_from_slice(bytes, limited())
+        .map_err(|e| StorageError(format!("{}: undecodable record ({e})", what())))
+}
+
+/// [`decode_prefix`] of a `WalletState`, by the direct reader when it can (see [`Quick`]).
+pub fn decode_wallet_prefix(
+    what: &dyn Fn() -> String,
+    bytes: &[u8],
+) -> Result<(WalletState, usize), StorageError> {
+    if bytes.len().saturating_mul(1 + LARGEST_ELEMENT) <= DECODE_LIMIT {
+        let mut q = Quick(bytes);
+        if let Some(ws) = quick_wallet_body(&mut q) {
+            return Ok((ws, bytes.len() - q.0.len()));
+        }
+    }
+    decode_prefix(what, bytes)
+}
+
+/// Appends a sequence as its length then each element, every element a bincode encoding of its
+/// own: unlike a bincode `Vec`, whose whole length counts against one decode limit, a sequence
+/// of any length decodes (each element is bounded by the limit instead).
+pub fn encode_seq<T: Encode>(items: &[T], out: &mut Vec<u8>) {
+    encode_into(&(items.len() as u64), out);
+    for i in items {
+        encode_into(i, out);
+    }
+}
+
+/// Decodes a sequence written by [`encode_seq`] from the start of `bytes`, each element by
+/// `element` (which returns it and the bytes it took).
+pub fn decode_seq_with<T>(
+    what: &dyn Fn() -> String,
+    bytes: &[u8],
+    mut element: impl FnMut(&[u8]) -> Result<(T, usize), StorageError>,
+) -> Result<(Vec<T>, usize), StorageError> {
+    let (n, mut at): (u64, usize) = decode_prefix(what, bytes)?;
+    // Every element takes at least one byte: a longer count is a damaged record.
+    if n > (bytes.len() - at) as u64 {
+        return Err(StorageError(format!(
+            "{}: a sequence of {n} elements in {} bytes",
+            what(),
+            bytes.len() - at
+        )));
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let (v, used) = element(&bytes[at..])?;
+        out.push(v);
+        at += used;
+    }
+    Ok((out, at))
+}
+
+pub fn decode_seq<T: Decode<()>>(
+    what: &dyn Fn() -> String,
+    bytes: &[u8],
+) -> Result<(Vec<T>, usize), StorageError> {
+    decode_seq_with(what, bytes, |b| decode_prefix(what, b))
+}
+
+/// [`decode_seq`] of lots, each by the direct reader when it can.
+pub fn decode_lots_prefix(
+    what: &dyn Fn() -> String,
+    bytes: &[u8],
+) -> Result<(Vec<Lot>, usize), StorageError> {
+    decode_seq_with(what, bytes, |b| {
+        let mut q = Quick(b);
+        match quick_lot_body(&mut q) {
+            Some(l) => Ok((l, b.len() - q.0.len())),
+            None => decode_prefix(what, b),
+        }
+    })
 }
 
 /// A reader of bincode `standard()` encodings (varint integers, zigzag signed, one-byte bools
