@@ -291,6 +291,23 @@ struct Inner {
     /// transaction, under which redb cannot move pages, so `compact` refuses before it rewrites
     /// anything rather than fail halfway.
     leased: Arc<std::sync::atomic::AtomicUsize>,
+    /// Told about every group commit (see [`Ledger::on_commit`]).
+    observer: std::sync::RwLock<Option<Arc<CommitObserver>>>,
+}
+
+/// A function [`Ledger::on_commit`] calls after each group commit.
+pub type CommitObserver = dyn Fn(&CommitStats) + Send + Sync;
+
+/// What one group commit did, for an embedding application's metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitStats {
+    /// Commands (or batches) the group carried: 1 for a lone caller, more when concurrent
+    /// callers were gathered into one write transaction.
+    pub commands: usize,
+    /// From the start of the write transaction to its durable commit (or its abort, when every
+    /// command failed or was a replay and nothing was written).
+    pub elapsed: std::time::Duration,
 }
 
 impl Drop for Inner {
@@ -614,6 +631,7 @@ impl Ledger {
                 callers: std::sync::atomic::AtomicUsize::new(0),
                 arrived: std::sync::Condvar::new(),
                 leased: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+                observer: std::sync::RwLock::new(None),
             }),
         })
     }
@@ -837,15 +855,22 @@ impl Ledger {
     }
 
     fn submit(&self, req: Request, notes: AmountNotes) -> Result<Receipt, CommandError> {
-        let now = self.now_ns()?;
         let _caller = Caller::enter(&self.inner);
         let slot: Slot = Arc::new(Mutex::new(None));
-        lock(&self.inner.queue).push_back(Job {
-            req,
-            notes,
-            now,
-            slot: slot.clone(),
-        });
+        {
+            let mut queue = lock(&self.inner.queue);
+            // The clock is read under the queue lock: commands are applied in queue order, so
+            // the instants of commands that leave `at` to the clock never run backwards. Read
+            // before the lock, a caller overtaken by a later reading was `backdated` against
+            // it on the same wallet.
+            let now = self.now_ns()?;
+            queue.push_back(Job {
+                req,
+                notes,
+                now,
+                slot: slot.clone(),
+            });
+        }
         self.inner.arrived.notify_all();
         loop {
             if let Some(r) = lock(&slot).take() {
@@ -894,6 +919,32 @@ impl Ledger {
         }
     }
 
+    /// Calls `observer` after every group commit, on the committing thread, once its callers
+    /// have their answers; replaces any earlier observer. It runs while the next group waits
+    /// for the commit lock, so it must be cheap (count, record a histogram sample) and must not
+    /// call back into the ledger's write path. A panic in it is caught and ignored.
+    pub fn on_commit(&self, observer: impl Fn(&CommitStats) + Send + Sync + 'static) {
+        let mut slot = self
+            .inner
+            .observer
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *slot = Some(Arc::new(observer));
+    }
+
+    fn observe(&self, stats: &CommitStats) {
+        let observer = self
+            .inner
+            .observer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(f) = observer {
+            // Metrics must never take the ledger down with them.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(stats)));
+        }
+    }
+
     fn announce(&self) {
         *lock(&self.inner.groups) += 1;
         self.inner.group_done.notify_all();
@@ -917,7 +968,12 @@ impl Ledger {
             )));
             return false;
         };
+        let started = std::time::Instant::now();
         let results = guard(|| self.commit_group(w, &jobs));
+        let stats = CommitStats {
+            commands: jobs.len(),
+            elapsed: started.elapsed(),
+        };
         if results.is_err() && w.poisoned.is_none() {
             w.poisoned = Some(
                 "a group commit failed; reopen the ledger (every acknowledged command is durable)"
@@ -925,6 +981,7 @@ impl Ledger {
             );
         }
         answered.fill(results);
+        self.observe(&stats);
         w.poisoned.is_none()
             && (w.mem.bytes >= self.inner.budget.memory || w.mem.events >= self.inner.budget.events)
     }

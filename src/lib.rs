@@ -38,4 +38,6 @@ pub mod views;
 
 pub use command::{Command, Receipt, Request};
 pub use error::{CommandError, Error, ErrorCode, OpenError, ReadError, StorageError};
-pub use ledger::{Clock, FixedClock, Ledger, Reader, SystemClock, WalletSnapshot};
+pub use ledger::{
+    Clock, CommitObserver, CommitStats, FixedClock, Ledger, Reader, SystemClock, WalletSnapshot,
+};

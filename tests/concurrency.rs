@@ -410,3 +410,90 @@ fn concurrent_retries_of_one_key_execute_once() {
         "idempotency: {rounds} rounds of {senders} senders: {replays} replays, {conflicts} conflicts"
     );
 }
+
+/// `on_commit` hears about every group: the commands it reports add up to the commands executed
+/// (failed ones and replays included), whatever the grouping was.
+#[test]
+fn the_commit_observer_counts_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = file_ledger(&dir);
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    ledger.on_commit(move |s| sink.lock().unwrap().push(s.commands));
+    let setup = setup_lines();
+    for l in &setup {
+        ledger.execute_line(l).unwrap();
+    }
+    let (threads, each) = (8, 20);
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (l, barrier) = (ledger.clone(), &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..each {
+                    // Every other command is a replay of the one before it.
+                    let line = format!(
+                        r#"{{"op":"credit","wallet":"{}","amount":"1","key":"obs-{t}-{}"}}"#,
+                        wallet_uuid(t % TRADERS),
+                        i / 2
+                    );
+                    l.execute_line(&line).unwrap();
+                }
+            });
+        }
+    });
+    // A line that fails to parse never reaches a group.
+    assert!(ledger.execute_line("not json").is_err());
+    let seen = seen.lock().unwrap();
+    assert!(seen.iter().all(|&n| n >= 1), "{seen:?}");
+    assert_eq!(seen.iter().sum::<usize>(), setup.len() + threads * each);
+}
+
+/// A clock that ticks one microsecond per reading and yields the thread right after, so that a
+/// caller is likely to be overtaken between reading it and queueing its command.
+struct TickingClock(std::sync::atomic::AtomicI64);
+
+impl wallet_ledger::Clock for TickingClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let us = self.0.fetch_add(1, Ordering::SeqCst);
+        std::thread::yield_now();
+        chrono::DateTime::from_timestamp_micros(1_780_000_000_000_000 + us).unwrap()
+    }
+}
+
+/// Commands that leave `at` to the clock, sent concurrently on one wallet, are never
+/// `backdated` against each other: they are applied in the order their instants were read.
+#[test]
+fn clock_defaulted_commands_on_one_wallet_are_never_backdated() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open_with_clock(
+        dir.path().join("ticking.redb"),
+        Box::new(TickingClock(std::sync::atomic::AtomicI64::new(0))),
+    )
+    .unwrap();
+    let w = wallet_uuid(0);
+    for l in [
+        r#"{"op":"define_program","program":1,"name":"P","unit":"U","pockets":[{"pocket":"main","name":"M","kind":"K","asset":"A","scale":0}]}"#.to_string(),
+        format!(r#"{{"op":"register_holder","holder":"{}"}}"#, holder_uuid(0)),
+        format!(r#"{{"op":"open_wallet","wallet":"{w}","holder":"{}","program":1}}"#, holder_uuid(0)),
+    ] {
+        ledger.execute_line(&l).unwrap();
+    }
+    let (threads, each) = (8, 100);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (l, w) = (ledger.clone(), &w);
+            s.spawn(move || {
+                for _ in 0..each {
+                    let line = format!(r#"{{"op":"credit","wallet":"{w}","amount":"1"}}"#);
+                    if let Err(e) = l.execute_line(&line) {
+                        panic!("{e}");
+                    }
+                }
+            });
+        }
+    });
+    let snap = ledger.snapshot(w.parse().unwrap(), None).unwrap();
+    assert_eq!(snap.pockets[0].figures.credited, threads * each);
+}

@@ -13,81 +13,11 @@ use support::*;
 
 // ---- CleverTap ---------------------------------------------------------------------------------
 
-/// The sample response of `clevertap-get-wallet-details.txt`, as printed there.
-const CLEVERTAP_SAMPLE: &str = r#"{
-"status": "success",
-"records": [
-{
-"walletId": 1000,
-"totalRedeemedPoints": 0,
-"totalCreditedPoints": 0,
-"activePoints": 0,
-"walletName": "CleverTap Wallet",
-"totalPromisedPoints": 0,
-"loyaltyPointsName": "Points",
-"expiredPoints": 0
-},
-{
-"walletId": 1003,
-"totalRedeemedPoints": 0,
-"totalCreditedPoints": 0,
-"activePoints": 0,
-"walletName": "Promo Wallet",
-"totalPromisedPoints": 0,
-"loyaltyPointsName": "Promo Coins",
-"expiredPoints": 0
-},
-{
-"walletId": 1020,
-"totalRedeemedPoints": 129,
-"totalCreditedPoints": 388.579,
-"activePoints": 0,
-"walletName": "test",
-"totalPromisedPoints": 129.526,
-"loyaltyPointsName": "Offer",
-"expiredPoints": 259.053
-}
-]
-}"#;
-
-const KRISHNA: &str = "37b08803-c1af-4e10-849f-530264bac7f8";
-const W1000: &str = "0198a000-0000-7000-8000-000000001000";
-const W1003: &str = "0198a000-0000-7000-8000-000000001003";
-const W1020: &str = "0198a000-0000-7000-8000-000000001020";
-
 /// Holder krishna123 with wallets in programs 1000, 1003 and 1020, opened in the order 1020,
 /// 1000, 1003 so that the record order (program id) differs from the opening order.
 fn clevertap_ledger() -> wallet_ledger::Ledger {
     let l = ledger("2026-06-01T00:00:00Z");
-    let program = |id: u64, name: &str, unit: &str, scale: u32| {
-        json!({"op":"define_program","at":"2026-01-01T00:00:00Z","program":id,"name":name,
-            "unit":unit,"pockets":[{"pocket":"main","name":unit,"kind":"POINTS","asset":"PTS",
-            "scale":scale}]})
-    };
-    let open = |w: &str, p: u64| {
-        json!({"op":"open_wallet","at":"2026-01-01T00:00:00Z","wallet":w,"holder":KRISHNA,
-            "program":p})
-    };
-    run(
-        &l,
-        &[
-            program(1000, "CleverTap Wallet", "Points", 0),
-            program(1003, "Promo Wallet", "Promo Coins", 2),
-            program(1020, "test", "Offer", 3),
-            json!({"op":"register_holder","at":"2026-01-01T00:00:00Z","holder":KRISHNA,
-                "identity":"krishna123","email":"Krishna@Example.com"}),
-            open(W1020, 1020),
-            open(W1000, 1000),
-            open(W1003, 1003),
-            // 388.579 credited, expiring Mar 1; 129 redeemed; the other 259.579 expires unspent.
-            json!({"op":"credit","at":"2026-01-02T00:00:00Z","wallet":W1020,"amount":"388.579",
-                "lot":"A","expires_at":"2026-03-01T00:00:00Z"}),
-            json!({"op":"redeem","at":"2026-01-05T00:00:00Z","wallet":W1020,"amount":129}),
-            // 129.526 promised: it activates on Apr 1.
-            json!({"op":"credit","at":"2026-01-06T00:00:00Z","wallet":W1020,"amount":"129.526",
-                "lot":"P","activates_at":"2026-04-01T00:00:00Z"}),
-        ],
-    );
+    run(&l, &clevertap_commands());
     l
 }
 
@@ -160,62 +90,9 @@ fn clevertap_documented_errors() {
 
 // ---- Juicyway-style bank wallet ------------------------------------------------------------------
 
-/// The sample response of `bank-get-wallet.txt`, as printed there.
-const JUICYWAY_SAMPLE: &str = r#"{
-  "data": {
-    "account_id": "f55ca88c-71aa-4dab-a10a-4d818c11e8e6",
-    "balance": {
-      "amount": 0,
-      "currency": "USD"
-    },
-    "customer_id": "a08bf5a3-8459-4e65-a5bb-34a1feef94cf",
-    "events": [
-      {
-        "action": "create",
-        "id": "6a2a5833-609d-4dff-a4e6-0eaf452d7826",
-        "inserted_at": "2025-07-24T08:08:07Z",
-        "reason": null,
-        "wallet_id": "55a76a42-ed3a-4d0b-b74c-2887d64612f6"
-      }
-    ],
-    "id": "3d2e3f3e-3b3c-4907-a4fd-e241203440d7",
-    "payment_methods": [
-      {
-        "account_name": "Prosacco Erdman",
-        "account_number": "3515200757",
-        "account_type": "savings",
-        "address": null,
-        "bank_address": "9896 Bulah Roads, Suite 256, North Carolina, Kansas, 09819, US",
-        "bank_code": "035",
-        "bank_name": "Wema Bank"
-      }
-    ],
-    "status": "active"
-  }
-}"#;
-
-const JW_WALLET: &str = "3d2e3f3e-3b3c-4907-a4fd-e241203440d7";
-const JW_CUSTOMER: &str = "a08bf5a3-8459-4e65-a5bb-34a1feef94cf";
-
 fn juicyway_ledger() -> wallet_ledger::Ledger {
     let l = ledger("2026-06-01T00:00:00Z");
-    run(
-        &l,
-        &[
-            json!({"op":"define_program","at":"2025-07-01T00:00:00Z","program":1,
-                "name":"Bank","unit":"USD","pockets":[{"pocket":"usd","name":"USD account",
-                "kind":"BANK","asset":"USD","scale":2}]}),
-            json!({"op":"register_holder","at":"2025-07-01T00:00:00Z","holder":JW_CUSTOMER}),
-            // Created at 08:08:07.654: the sample's `inserted_at` shows whole seconds.
-            json!({"op":"open_wallet","at":"2025-07-24T08:08:07.654Z","wallet":JW_WALLET,
-                "holder":JW_CUSTOMER,"program":1}),
-            json!({"op":"link_payment_method","at":"2025-07-24T08:10:00Z","wallet":JW_WALLET,
-                "method":{"account_name":"Prosacco Erdman","account_number":"3515200757",
-                "account_type":"savings",
-                "bank_address":"9896 Bulah Roads, Suite 256, North Carolina, Kansas, 09819, US",
-                "bank_code":"035","bank_name":"Wema Bank"}}),
-        ],
-    );
+    run(&l, &juicyway_commands());
     l
 }
 
@@ -311,69 +188,9 @@ fn juicyway_documented_errors() {
 
 // ---- Cashfree PPI ------------------------------------------------------------------------------
 
-/// The sample response of `cashfree-ppi-wallet-details.txt`, as printed there.
-const CASHFREE_SAMPLE: &str = r#"{
-  "user_id": "USER827364",
-  "cf_program_id": "9876543210987654321",
-  "wallet_id": "WALLET936721",
-  "cf_wallet_id": "1234567890123456783",
-  "wallet_name": "Gift Wallet",
-  "sub_wallets": [
-    {
-      "cf_sub_wallet_id": "35246543210987654321",
-      "name": "Gift Wallet",
-      "type": "GIFT_PPI",
-      "status": "ACTIVE",
-      "balance": 0,
-      "available_balance": 0,
-      "funds_on_hold": 0
-    },
-    {
-      "cf_sub_wallet_id": "54252453468535350359",
-      "name": "Cashfree Wallet",
-      "type": "CLOSED_LOOP_PPI",
-      "status": "ACTIVE",
-      "balance": 0,
-      "available_balance": 0,
-      "funds_on_hold": 0
-    }
-  ]
-}"#;
-
-const CF_WALLET: &str = "0198b000-0000-7000-8000-000000936721";
-const CF_OTHER_WALLET: &str = "0198b000-0000-7000-8000-000000000002";
-
 fn cashfree_ledger() -> wallet_ledger::Ledger {
     let l = ledger("2026-06-01T00:00:00Z");
-    run(
-        &l,
-        &[
-            json!({"op":"define_program","at":"2026-01-01T00:00:00Z",
-                "program":"9876543210987654321","name":"Gift Program","unit":"INR","pockets":[
-                {"pocket":"gift","name":"Gift Wallet","kind":"GIFT_PPI","asset":"INR","scale":2},
-                {"pocket":"cashfree","name":"Cashfree Wallet","kind":"CLOSED_LOOP_PPI",
-                 "asset":"INR","scale":2}]}),
-            json!({"op":"register_holder","at":"2026-01-01T00:00:00Z","identity":"USER827364"}),
-            json!({"op":"register_holder","at":"2026-01-01T00:00:00Z","identity":"USER000002"}),
-        ],
-    );
-    let holder = |identity: &str| {
-        let r = l.reader().unwrap();
-        r.holder_by_identity(identity).unwrap().unwrap().to_string()
-    };
-    run(
-        &l,
-        &[
-            json!({"op":"open_wallet","at":"2026-01-01T00:00:00Z","wallet":CF_WALLET,
-                "holder":holder("USER827364"),"program":"9876543210987654321",
-                "name":"Gift Wallet","external_id":"WALLET936721"}),
-            json!({"op":"open_wallet","at":"2026-01-01T00:00:00Z","wallet":CF_OTHER_WALLET,
-                "holder":holder("USER000002"),"program":"9876543210987654321",
-                "external_id":"WALLET000002"}),
-            json!({"op":"issue_card","at":"2026-01-01T00:00:00Z","wallet":CF_OTHER_WALLET,
-                "card":"CARD000002","masked_pan":"4111XXXXXXXX0002","status":"ACTIVE"}),
-        ],
-    );
+    run(&l, &cashfree_commands());
     l
 }
 
@@ -428,17 +245,7 @@ fn cashfree_sample_response() {
 fn cashfree_documented_combinations() {
     let l = cashfree_ledger();
     let at = "2026-02-01T00:00:00Z";
-    run(
-        &l,
-        &[
-            json!({"op":"credit","at":"2026-01-10T00:00:00Z","wallet":CF_WALLET,"pocket":"gift",
-                "amount":"500"}),
-            json!({"op":"hold","at":"2026-01-11T00:00:00Z","wallet":CF_WALLET,"pocket":"gift",
-                "amount":"120.25"}),
-            json!({"op":"issue_card","at":"2026-01-12T00:00:00Z","wallet":CF_WALLET,
-                "card":"CARDR827364","masked_pan":"4111XXXXXXXX1111","status":"ACTIVE"}),
-        ],
-    );
+    run(&l, &cashfree_more_commands());
     let snap = l.snapshot(CF_WALLET.parse().unwrap(), None).unwrap();
     let (gift, cashfree) = (snap.pockets[0].number, snap.pockets[1].number);
     let card = r#"{"card_id":"CARDR827364","masked_pan":"4111XXXXXXXX1111","status":"ACTIVE"}"#;
@@ -627,55 +434,9 @@ fn cashfree_documented_errors() {
 
 // ---- Cryptofuse --------------------------------------------------------------------------------
 
-/// The sample response of `crypto-get-wallet.txt`, as printed there.
-const CRYPTOFUSE_SAMPLE: &str = r#"{
-"id": "550e8400-e29b-41d4-a716-446655440000",
-"name": "Player 12345",
-"external_id": "player-12345",
-"wallet_id": "w_abc123def456",
-"created": "2025-03-15T14:30:00.000Z",
-"updated": "2025-04-20T08:15:30.000Z",
-"balances": [
-{
-"currency": "USDTTRC20",
-"amount": "1500.75",
-"pending_amount": "0.00",
-"available_balance": "1500.75"
-},
-{
-"currency": "BTC",
-"amount": "0.025",
-"pending_amount": "0.01",
-"available_balance": "0.015"
-}
-]
-}"#;
-
-const CF_PLAYER: &str = "550e8400-e29b-41d4-a716-446655440000";
-
 fn cryptofuse_ledger() -> wallet_ledger::Ledger {
     let l = ledger("2026-06-01T00:00:00Z");
-    run(
-        &l,
-        &[
-            json!({"op":"define_program","at":"2025-03-01T00:00:00Z","program":7,
-                "name":"Casino","unit":"USD","pockets":[
-                {"pocket":"USDTTRC20","name":"Tether","kind":"CRYPTO","asset":"USDTTRC20","scale":6},
-                {"pocket":"BTC","name":"Bitcoin","kind":"CRYPTO","asset":"BTC","scale":8}]}),
-            json!({"op":"register_holder","at":"2025-03-01T00:00:00Z",
-                "holder":"7f000000-0000-4000-8000-000000012345"}),
-            json!({"op":"open_wallet","at":"2025-03-15T14:30:00Z","wallet":CF_PLAYER,
-                "holder":"7f000000-0000-4000-8000-000000012345","program":7,
-                "name":"Player 12345","external_id":"player-12345"}),
-            json!({"op":"credit","at":"2025-04-01T00:00:00Z","wallet":CF_PLAYER,
-                "pocket":"USDTTRC20","amount":"1500.750000"}),
-            json!({"op":"credit","at":"2025-04-02T00:00:00Z","wallet":CF_PLAYER,"pocket":"BTC",
-                "amount":"0.025"}),
-            // 0.01 BTC pending on a withdrawal hold: pending 0.01, available 0.015, total 0.025.
-            json!({"op":"hold","at":"2025-04-20T08:15:30Z","wallet":CF_PLAYER,"pocket":"BTC",
-                "amount":"0.01"}),
-        ],
-    );
+    run(&l, &cryptofuse_commands());
     l
 }
 

@@ -172,6 +172,30 @@ pub fn render(
     }
 }
 
+/// The 404 `req` gets when the wallet or card it names is not one of its user's
+/// (`wallet_not_found`, or `card_not_found` when it names a card). An HTTP layer that refuses a
+/// credential the wallet's program answers this too, so a refusal tells no more than an unknown
+/// wallet does.
+pub fn wallet_not_found(req: &Request) -> ErrorBody {
+    let user_id = given(&req.user_id).unwrap_or_default();
+    let (code, what, id) = match given(&req.card_id) {
+        Some(card) if given(&req.wallet_id).is_none() => ("card_not_found", "card_id", card),
+        _ => (
+            "wallet_not_found",
+            "wallet_id",
+            req.wallet_id.as_deref().unwrap_or_default(),
+        ),
+    };
+    ErrorBody::new(
+        format!(
+            "{what} {} does not exist for user_id {}",
+            quoted(id),
+            quoted(user_id)
+        ),
+        code,
+    )
+}
+
 /// Answers the request as of the source's instant.
 pub fn answer(src: &Source, req: &Request) -> Result<(u16, Response), StorageError> {
     // 400s first: the request's shape, before anything is looked up.
@@ -200,24 +224,7 @@ pub fn answer(src: &Source, req: &Request) -> Result<(u16, Response), StorageErr
         ));
     };
     // An unknown wallet or card and one of another user answer alike: nothing is disclosed.
-    let wallet_missing = || {
-        let (code, what, id) = match by_card {
-            Some(card) => ("card_not_found", "card_id", card),
-            None => (
-                "wallet_not_found",
-                "wallet_id",
-                req.wallet_id.as_deref().unwrap_or_default(),
-            ),
-        };
-        Ok(not_found(
-            code,
-            format!(
-                "{what} {} does not exist for user_id {}",
-                quoted(id),
-                quoted(user_id)
-            ),
-        ))
-    };
+    let wallet_missing = || Ok((404, Response::Error(wallet_not_found(req))));
     let number = match by_card {
         Some(card) => r.wallet_by_card(card)?,
         None => r.wallet_by_external(req.wallet_id.as_deref().unwrap_or_default())?,
