@@ -345,6 +345,25 @@ impl Quick<'_> {
         self.varint(254)
     }
 
+    /// A zigzag varint of an `i128`, as bincode writes it.
+    #[inline]
+    fn i128(&mut self) -> Option<i128> {
+        let b = self.byte()?;
+        let n: u128 = match b {
+            0..=250 => u128::from(b),
+            251 => u128::from(u16::from_le_bytes(self.take()?)),
+            252 => u128::from(u32::from_le_bytes(self.take()?)),
+            253 => u128::from(u64::from_le_bytes(self.take()?)),
+            254 => u128::from_le_bytes(self.take()?),
+            _ => return None,
+        };
+        Some(if n % 2 == 0 {
+            (n / 2) as i128
+        } else {
+            !(n / 2) as i128
+        })
+    }
+
     #[inline]
     fn i64(&mut self) -> Option<i64> {
         let n = self.u64()?;
@@ -673,6 +692,58 @@ pub fn put_lots_seq(out: &mut Vec<u8>, lots: &[Lot]) {
     for l in lots {
         put_lot(out, l);
     }
+}
+
+/// A figure delta in compact form: `0x80` for none; else a byte whose bits 0–4 say which of
+/// promised, credited, redeemed, expired and on_hold change, the pocket, then those changes
+/// (zigzag varints). A delta usually changes one or two figures: five to seven bytes.
+pub fn put_delta(out: &mut Vec<u8>, d: &Option<Delta>) {
+    let Some(d) = d else {
+        out.push(0x80);
+        return;
+    };
+    let fields = [d.promised, d.credited, d.redeemed, d.expired, d.on_hold];
+    let mask = fields
+        .iter()
+        .enumerate()
+        .fold(0u8, |m, (i, v)| if *v != 0 { m | (1 << i) } else { m });
+    out.push(mask);
+    put(out, d.pocket);
+    for v in fields.into_iter().filter(|v| *v != 0) {
+        put(out, v);
+    }
+}
+
+/// Reads a delta written by [`put_delta`] from the start of `bytes`: it and the bytes it took.
+pub fn get_delta(bytes: &[u8]) -> Option<(Option<Delta>, usize)> {
+    let mut q = Quick(bytes);
+    let mask = q.byte()?;
+    if mask == 0x80 {
+        return Some((None, 1));
+    }
+    if mask & !31 != 0 {
+        return None;
+    }
+    let pocket = q.u16()?;
+    let mut f = [0i128; 5];
+    for (i, x) in f.iter_mut().enumerate() {
+        if mask & (1 << i) != 0 {
+            *x = q.i128()?;
+            if *x == 0 {
+                // Not what `put_delta` writes: one encoding per delta.
+                return None;
+            }
+        }
+    }
+    let d = Delta {
+        pocket,
+        promised: f[0],
+        credited: f[1],
+        redeemed: f[2],
+        expired: f[3],
+        on_hold: f[4],
+    };
+    Some((Some(d), bytes.len() - q.0.len()))
 }
 
 /// A stored event, decoded.

@@ -13,17 +13,22 @@
 //!
 //! ```text
 //! record   = [version u8 = 2][kind u8][at i64 BE][checksum 16 bytes][body]
-//! event    body = bincode(stream u64) ‖ bincode(seq u64) ‖ bincode(Option<Delta>) ‖ bincode(Event)
+//! event    body = bincode(stream u64) ‖ bincode(seq u64) ‖ delta ‖ bincode(stored Event)
 //! command  body = bincode(CommandRecord)
 //! checksum = SHA-256(previous checksum ‖ position u64 BE ‖ sub u32 BE ‖ version ‖ kind ‖ at ‖ body)[0..16]
 //! ```
+//!
+//! `delta` is the figure delta in compact form (`codec::put_delta`). The *stored* event is the
+//! event with what the record already says left out: an id that is the canonical name of the
+//! record's own number (`lot-N`, `redemption-N`, `hold-N`) is stored empty (no client id is
+//! empty), and a credit's activation instant is stored relative to the record's `at`.
 //!
 //! Decoding is total and bounded (records over [`MAX_RECORD_BYTES`] are refused before any
 //! decoding; trailing bytes are an error).
 
 use crate::command::Receipt;
 use crate::domain::event::Event;
-use crate::domain::state::Delta;
+use crate::domain::state::{Delta, NameKind};
 use crate::error::StorageError;
 use crate::limits::MAX_EVENT_BYTES;
 use bincode::{Decode, Encode};
@@ -192,13 +197,143 @@ pub fn encode_event(
     let c = config();
     bincode::encode_into_std_write(stream, &mut out, c).expect("Vec write");
     bincode::encode_into_std_write(seq, &mut out, c).expect("Vec write");
-    bincode::encode_into_std_write(delta, &mut out, c).expect("Vec write");
-    bincode::encode_into_std_write(event, &mut out, c).expect("Vec write");
+    crate::storage::codec::put_delta(&mut out, delta);
+    bincode::encode_into_std_write(&*stored(event, at), &mut out, c).expect("Vec write");
     debug_assert!(
         out.len() <= HEADER + MAX_EVENT_BYTES,
         "events are bounded by input limits"
     );
     finish(out, prev, key)
+}
+
+fn canonical(kind: NameKind, no: u32, id: &str) -> bool {
+    kind.canonical_no(id) == Some(no)
+}
+
+/// The event as stored: what the record already says left out (see the module docs).
+fn stored(ev: &Event, at: i64) -> std::borrow::Cow<'_, Event> {
+    use std::borrow::Cow;
+    match ev {
+        Event::Credited {
+            pocket,
+            lot,
+            id,
+            units,
+            activates_at,
+            expires_at,
+        } => Cow::Owned(Event::Credited {
+            pocket: *pocket,
+            lot: *lot,
+            id: if canonical(NameKind::Lot, *lot, id) {
+                String::new()
+            } else {
+                id.clone()
+            },
+            units: *units,
+            activates_at: activates_at.wrapping_sub(at),
+            expires_at: *expires_at,
+        }),
+        Event::Redeemed {
+            pocket,
+            redemption,
+            id,
+            units,
+        } if canonical(NameKind::Redemption, *redemption, id) => Cow::Owned(Event::Redeemed {
+            pocket: *pocket,
+            redemption: *redemption,
+            id: String::new(),
+            units: *units,
+        }),
+        Event::Held {
+            pocket,
+            hold,
+            id,
+            units,
+            expires_at,
+        } if canonical(NameKind::Hold, *hold, id) => Cow::Owned(Event::Held {
+            pocket: *pocket,
+            hold: *hold,
+            id: String::new(),
+            units: *units,
+            expires_at: *expires_at,
+        }),
+        Event::Captured {
+            hold,
+            redemption,
+            id,
+            units,
+        } if canonical(NameKind::Redemption, *redemption, id) => Cow::Owned(Event::Captured {
+            hold: *hold,
+            redemption: *redemption,
+            id: String::new(),
+            units: *units,
+        }),
+        e => Cow::Borrowed(e),
+    }
+}
+
+/// The event a stored one stands for (the inverse of [`stored`]).
+fn restored(ev: Event, at: i64) -> Event {
+    let name = |kind: NameKind, no: u32, id: String| {
+        if id.is_empty() {
+            format!("{}-{no}", kind.prefix())
+        } else {
+            id
+        }
+    };
+    match ev {
+        Event::Credited {
+            pocket,
+            lot,
+            id,
+            units,
+            activates_at,
+            expires_at,
+        } => Event::Credited {
+            pocket,
+            lot,
+            id: name(NameKind::Lot, lot, id),
+            units,
+            activates_at: activates_at.wrapping_add(at),
+            expires_at,
+        },
+        Event::Redeemed {
+            pocket,
+            redemption,
+            id,
+            units,
+        } => Event::Redeemed {
+            pocket,
+            redemption,
+            id: name(NameKind::Redemption, redemption, id),
+            units,
+        },
+        Event::Held {
+            pocket,
+            hold,
+            id,
+            units,
+            expires_at,
+        } => Event::Held {
+            pocket,
+            hold,
+            id: name(NameKind::Hold, hold, id),
+            units,
+            expires_at,
+        },
+        Event::Captured {
+            hold,
+            redemption,
+            id,
+            units,
+        } => Event::Captured {
+            hold,
+            redemption,
+            id: name(NameKind::Redemption, redemption, id),
+            units,
+        },
+        e => e,
+    }
 }
 
 /// Encodes a command record chained to `prev`; returns the bytes and its checksum.
@@ -265,12 +400,12 @@ pub fn decode(key: LogKey, bytes: &[u8]) -> Result<Record, StorageError> {
                 .map_err(|e| undecodable(&what, "stream", e))?;
             let (seq, b): (u64, usize) = bincode::decode_from_slice(&body[a..], limited())
                 .map_err(|e| undecodable(&what, "sequence", e))?;
-            let (delta, c): (Option<Delta>, usize) =
-                bincode::decode_from_slice(&body[a + b..], limited())
-                    .map_err(|e| undecodable(&what, "figure delta", e))?;
+            let (delta, c) = crate::storage::codec::get_delta(&body[a + b..])
+                .ok_or_else(|| undecodable(&what, "figure delta", "damaged"))?;
             let rest = &body[a + b + c..];
             let (event, used): (Event, usize) = bincode::decode_from_slice(rest, limited())
                 .map_err(|e| undecodable(&what, "event", e))?;
+            let event = restored(event, at);
             if used != rest.len() {
                 return Err(StorageError(format!(
                     "{}: {} trailing bytes after the event",
@@ -331,8 +466,8 @@ pub fn peek_event(key: LogKey, bytes: &[u8]) -> Result<Peek, StorageError> {
         bincode::decode_from_slice(body, limited()).map_err(|e| undecodable(&what, "stream", e))?;
     let (seq, b): (u64, usize) = bincode::decode_from_slice(&body[a..], limited())
         .map_err(|e| undecodable(&what, "sequence", e))?;
-    let (delta, c): (Option<Delta>, usize) = bincode::decode_from_slice(&body[a + b..], limited())
-        .map_err(|e| undecodable(&what, "figure delta", e))?;
+    let (delta, c) = crate::storage::codec::get_delta(&body[a + b..])
+        .ok_or_else(|| undecodable(&what, "figure delta", "damaged"))?;
     // bincode writes an enum's variant index as a varint: one byte below 251.
     let tag = *body
         .get(a + b + c)
@@ -552,7 +687,6 @@ mod pinned {
         "01024c3100000014323032362d30312d30315430303a30303a30305a01040104010000",
     );
     const PINNED_EVENT: &str = concat!(
-        "020018867251edfa0000e212bd4acf982a87f82f498329b442ec020501000000fb70170000060003025231",
-        "fbb80b"
+        "020018867251edfa00005e4e8b3e275f3affcf24f4a3a11f894b02050400fb7017060003025231fbb80b"
     );
 }
