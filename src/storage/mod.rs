@@ -113,16 +113,16 @@ pub fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
 pub mod kind {
     /// `[w][0][name kind u8][id bytes]` → number u32 BE (client-chosen ids only).
     pub const NAME: u8 = 0;
-    /// `[w][1][chunk u32]` → lots of numbers `chunk·64 ..` that are no longer live.
+    /// `[w][1][chunk u32]` → lots of numbers `chunk·16 ..` that are no longer live.
     pub const LOTS: u8 = 1;
     /// `[w][2][chunk u32]` → holds that ended.
     pub const HOLDS: u8 = 2;
     /// `[w][3][chunk u32]` → redemption records.
     pub const REDEMPTIONS: u8 = 3;
-    /// `[w][4][owner kind u8][owner u32][chunk u32]` → slices `chunk·64 ..` of one hold or
+    /// `[w][4][owner kind u8][owner u32][chunk u32]` → slices `chunk·16 ..` of one hold or
     /// redemption, in order.
     pub const SLICES: u8 = 4;
-    /// `[w][5][chunk u32]` → lifecycle events `chunk·64 ..`, in order.
+    /// `[w][5][chunk u32]` → lifecycle events `chunk·16 ..`, in order.
     pub const LIFECYCLE: u8 = 5;
     /// `[w][6][at i64 key][seq u64]` → checkpoint.
     pub const CHECKPOINT: u8 = 6;
@@ -145,7 +145,7 @@ pub mod kind {
 }
 
 /// Records per chunk row (lots, holds, redemptions, slices, lifecycle events).
-pub const CHUNK: u32 = 64;
+pub const CHUNK: u32 = 16;
 /// Event positions per event-index row.
 pub const EVENT_CHUNK: u64 = 128;
 
