@@ -254,9 +254,8 @@ struct Writer {
     /// The checksum and key of the last log record.
     head: [u8; 16],
     last: LogKey,
-    /// Set when a commit or flush failed: the handle refuses further writes (redb refuses writes
-    /// on a database after an I/O error, and the layer may hold a group that is not durable).
-    poisoned: Option<String>,
+    /// The ticket the next decided group takes: groups commit in the order they were decided.
+    next_ticket: u64,
 }
 
 struct Budget {
@@ -281,8 +280,6 @@ struct Inner {
     /// Commands waiting for a group commit, in arrival order.
     queue: Mutex<VecDeque<Job>>,
     /// Completed groups (a generation counter), and the signal that one completed.
-    groups: Mutex<u64>,
-    group_done: std::sync::Condvar,
     /// Callers inside `submit` (queued, committing, or answered and about to return), and the
     /// signal that one queued a command or left: a leader waits for these to gather.
     callers: std::sync::atomic::AtomicUsize,
@@ -293,6 +290,18 @@ struct Inner {
     leased: Arc<std::sync::atomic::AtomicUsize>,
     /// Told about every group commit (see [`Ledger::on_commit`]).
     observer: std::sync::RwLock<Option<Arc<CommitObserver>>>,
+    /// The ticket of the next group to commit, and the signal that it moved: a group decided
+    /// while the one before it is being made durable waits here for its turn.
+    turn: Mutex<u64>,
+    turn_moved: std::sync::Condvar,
+    /// Commands taken from the queue into a group not answered yet (the gathering leader does
+    /// not wait for them to queue again).
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// How many commands the last group gathered (see `gather`).
+    last_group: std::sync::atomic::AtomicUsize,
+    /// Set when a commit or flush failed: the handle refuses further writes (redb refuses writes
+    /// on a database after an I/O error, and the layer may hold groups that are not durable).
+    poisoned: Mutex<Option<String>>,
 }
 
 /// A function [`Ledger::on_commit`] calls after each group commit.
@@ -322,8 +331,13 @@ impl Drop for Inner {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .as_mut();
+        let poisoned = inner
+            .poisoned
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
         if let Some(w) = writer
-            && w.poisoned.is_none()
+            && !poisoned
             && !w.mem.is_empty()
         {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -626,12 +640,15 @@ impl Ledger {
                 clock: opts.clock,
                 budget,
                 queue: Mutex::new(VecDeque::new()),
-                groups: Mutex::new(0),
-                group_done: std::sync::Condvar::new(),
                 callers: std::sync::atomic::AtomicUsize::new(0),
                 arrived: std::sync::Condvar::new(),
                 leased: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
                 observer: std::sync::RwLock::new(None),
+                turn: Mutex::new(0),
+                turn_moved: std::sync::Condvar::new(),
+                in_flight: std::sync::atomic::AtomicUsize::new(0),
+                last_group: std::sync::atomic::AtomicUsize::new(0),
+                poisoned: Mutex::new(None),
             }),
         })
     }
@@ -649,7 +666,7 @@ impl Ledger {
             base: Cached::new(l2.clone(), budget.cache().max(1 << 20)),
             head: [0; 16],
             last: flushed,
-            poisoned: None,
+            next_ticket: 0,
         };
         // The chain head at the flushed key.
         w.head = if flushed == LogKey::ZERO {
@@ -812,8 +829,9 @@ impl Ledger {
             let w = g
                 .as_mut()
                 .ok_or_else(|| StorageError("the ledger is closed".into()))?;
-            if let Some(why) = &w.poisoned {
-                return Err(StorageError(why.clone()));
+            self.wait_committed(w.next_ticket);
+            if let Some(why) = self.poisoned() {
+                return Err(StorageError(why));
             }
             if let Err(e) = flush(
                 &self.inner.db,
@@ -821,7 +839,7 @@ impl Ledger {
                 redb::Durability::Immediate,
                 self.inner.budget.cache(),
             ) {
-                w.poisoned = Some(format!(
+                self.poison(format!(
                     "a flush failed ({e}); reopen the ledger (nothing acknowledged is lost)"
                 ));
                 return Err(e);
@@ -869,6 +887,7 @@ impl Ledger {
                 notes,
                 now,
                 slot: slot.clone(),
+                waiter: std::thread::current(),
             });
         }
         self.inner.arrived.notify_all();
@@ -876,46 +895,34 @@ impl Ledger {
             if let Some(r) = lock(&slot).take() {
                 return r;
             }
-            // The generation of completed groups before trying to lead: waiting below until it
-            // moves cannot miss a group that completes in between.
-            let seen = *lock(&self.inner.groups);
-            let mut flush_due = false;
-            let led = match self.inner.writer.try_lock() {
-                Ok(mut g) => {
-                    flush_due = self.lead(&mut g);
-                    true
-                }
+            let flush_due = match self.inner.writer.try_lock() {
+                Ok(g) => self.lead(g),
                 // Poisoned only if a panic escaped a group (guard() catches them); leading on
-                // is still safe: the writer marks itself poisoned when a group fails part-way.
-                Err(std::sync::TryLockError::Poisoned(e)) => {
-                    flush_due = self.lead(&mut e.into_inner());
-                    true
+                // is still safe: a group that fails part-way poisons the handle.
+                Err(std::sync::TryLockError::Poisoned(e)) => self.lead(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    // Another caller leads. This one is woken when its command is answered, or
+                    // when the leader hands the next group over (see `hand_over`); the timeout
+                    // is only a safety net.
+                    std::thread::park_timeout(std::time::Duration::from_millis(10));
+                    continue;
                 }
-                Err(std::sync::TryLockError::WouldBlock) => false,
             };
-            if led {
-                // Announced only after the commit lock is released: a caller that saw the old
-                // generation and failed to lead is then sure to see it move.
-                self.announce();
-                if flush_due {
-                    // The group's callers are answered; the flush holds the commit lock (redb has
-                    // one writer) and this caller pays its time.
-                    let _ = self.flush_if_due();
-                    self.announce();
-                }
-                continue;
+            if flush_due {
+                // The group's callers are answered; the flush holds the writer (redb has one)
+                // and this caller pays its time.
+                let _ = self.flush_if_due();
+                self.hand_over();
             }
-            // Another caller is committing a group, perhaps with this command in it: wait for it
-            // to finish rather than queueing on the commit lock (answered callers queued there
-            // would hand the lock on one at a time and shrink every later group to one command).
-            let mut g = lock(&self.inner.groups);
-            while *g == seen {
-                g = self
-                    .inner
-                    .group_done
-                    .wait(g)
-                    .unwrap_or_else(|e| e.into_inner());
-            }
+        }
+    }
+
+    /// Wakes the caller of the oldest queued command to lead the next group (called when the
+    /// writer is released). Waking one caller rather than all: sixteen threads woken per group,
+    /// on two cores, cost more than the group's commit.
+    fn hand_over(&self) {
+        if let Some(j) = lock(&self.inner.queue).front() {
+            j.waiter.unpark();
         }
     }
 
@@ -945,13 +952,11 @@ impl Ledger {
         }
     }
 
-    fn announce(&self) {
-        *lock(&self.inner.groups) += 1;
-        self.inner.group_done.notify_all();
-    }
-
-    /// Commits one group as its leader; returns whether the layer reached its budget.
-    fn lead(&self, g: &mut Option<Writer>) -> bool {
+    /// Leads one group: gathers the queue, decides the group in memory and commits it under the
+    /// writer lock, then hands the lock to the oldest queued caller and answers the group.
+    /// Returns whether the layer reached its budget.
+    fn lead(&self, mut g: std::sync::MutexGuard<'_, Option<Writer>>) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
         let jobs: Vec<Job> = {
             let mut q = self.gather();
             let n = q.len().min(MAX_GROUP_COMMANDS);
@@ -960,30 +965,58 @@ impl Ledger {
         if jobs.is_empty() {
             return false;
         }
+        self.inner.in_flight.fetch_add(jobs.len(), SeqCst);
         let answered = Answer(&jobs);
+        let started = std::time::Instant::now();
         let Some(w) = g.as_mut() else {
             answered.fill(Err(CommandError::new(
                 ErrorCode::Storage,
                 "the ledger is closed",
             )));
+            self.inner.in_flight.fetch_sub(jobs.len(), SeqCst);
             return false;
         };
-        let started = std::time::Instant::now();
-        let results = guard(|| self.commit_group(w, &jobs));
-        let stats = CommitStats {
+        let prepared = self.decide_group(w, &jobs);
+        let flush_due =
+            w.mem.bytes >= self.inner.budget.memory || w.mem.events >= self.inner.budget.events;
+        // The writer is held until the group is durable. Releasing it after deciding, so that
+        // the next group is decided during this one's fsync, was measured slower here: with 16
+        // callers half of them are always in flight, so groups halve and commits double, and a
+        // commit (its page writes and fsync) costs far more than deciding a group.
+        let results = self.commit_prepared(prepared);
+        drop(g);
+        self.hand_over();
+        answered.fill(results);
+        self.inner.in_flight.fetch_sub(jobs.len(), SeqCst);
+        self.observe(&CommitStats {
             commands: jobs.len(),
             elapsed: started.elapsed(),
-        };
-        if results.is_err() && w.poisoned.is_none() {
-            w.poisoned = Some(
-                "a group commit failed; reopen the ledger (every acknowledged command is durable)"
-                    .into(),
-            );
+        });
+        flush_due && self.poisoned().is_none()
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        lock(&self.inner.poisoned).clone()
+    }
+
+    /// Refuses every later write on this handle (the first reason is kept).
+    fn poison(&self, why: String) {
+        let mut p = lock(&self.inner.poisoned);
+        if p.is_none() {
+            *p = Some(why);
         }
-        answered.fill(results);
-        self.observe(&stats);
-        w.poisoned.is_none()
-            && (w.mem.bytes >= self.inner.budget.memory || w.mem.events >= self.inner.budget.events)
+    }
+
+    /// Waits until every group with a ticket below `ticket` has been committed (or failed).
+    fn wait_committed(&self, ticket: u64) {
+        let mut t = lock(&self.inner.turn);
+        while *t < ticket {
+            t = self
+                .inner
+                .turn_moved
+                .wait(t)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Flushes the layer if it is at its budget (another caller may have flushed it already).
@@ -993,10 +1026,12 @@ impl Ledger {
             let Some(w) = g.as_mut() else {
                 return Ok(());
             };
-            if w.poisoned.is_some()
-                || (w.mem.bytes < self.inner.budget.memory
-                    && w.mem.events < self.inner.budget.events)
-            {
+            if w.mem.bytes < self.inner.budget.memory && w.mem.events < self.inner.budget.events {
+                return Ok(());
+            }
+            // Only durable groups are flushed: the layer holds no group that could still fail.
+            self.wait_committed(w.next_ticket);
+            if self.poisoned().is_some() {
                 return Ok(());
             }
             if let Err(e) = flush(
@@ -1005,7 +1040,7 @@ impl Ledger {
                 redb::Durability::None,
                 self.inner.budget.cache(),
             ) {
-                w.poisoned = Some(format!(
+                self.poison(format!(
                     "a flush failed ({e}); reopen the ledger (nothing acknowledged is lost)"
                 ));
                 return Err(e);
@@ -1022,18 +1057,32 @@ impl Ledger {
     /// never waits (it is the only caller and has queued), nor does one whose peers are doing
     /// other work (they are not inside `submit`).
     fn gather(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_micros(GATHER_WAIT_US);
+        use std::sync::atomic::Ordering::SeqCst;
+        let started = std::time::Instant::now();
+        let deadline = started + std::time::Duration::from_micros(GATHER_WAIT_US);
+        // Callers answered by the last group return, then call again: they are not inside
+        // `submit` for a moment, and a leader that starts without them commits a group of a
+        // few, then another. Expect as many as the last group held, for a while.
+        let expected = self.inner.last_group.load(SeqCst).min(MAX_GROUP_COMMANDS);
+        let patience = started + std::time::Duration::from_micros(GATHER_EXPECT_US);
         let mut q = lock(&self.inner.queue);
         loop {
-            let callers = self.inner.callers.load(std::sync::atomic::Ordering::SeqCst);
+            let callers = self.inner.callers.load(SeqCst);
+            let in_flight = self.inner.in_flight.load(SeqCst);
             let now = std::time::Instant::now();
-            if q.len() >= callers.min(MAX_GROUP_COMMANDS) || now >= deadline {
+            // Callers whose commands are in a group being committed will not queue again
+            // before it is durable: waiting for them would only delay this group.
+            let coming = callers.saturating_sub(in_flight).min(MAX_GROUP_COMMANDS);
+            let all_in = q.len() >= coming;
+            if (all_in && (q.len() >= expected || now >= patience)) || now >= deadline {
+                self.inner.last_group.store(q.len(), SeqCst);
                 return q;
             }
+            let until = if all_in { patience } else { deadline };
             q = self
                 .inner
                 .arrived
-                .wait_timeout(q, deadline - now)
+                .wait_timeout(q, until.saturating_duration_since(now))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -1055,16 +1104,55 @@ impl Ledger {
             .ok_or_else(|| StorageError("the ledger is closed".into()))
     }
 
-    /// Decides `jobs` in memory, appends their log records in one durable transaction, then
-    /// merges their changes into the layer and publishes it. `Err` (storage) fails the whole
-    /// group, and nothing of it is durable or visible.
-    fn commit_group(
+    /// Decides `jobs` in memory and prepares the group's log records; merges its changes into
+    /// the writer's layer at once (the next group is decided on top of them) but publishes
+    /// nothing: [`Ledger::commit_prepared`] makes the group durable, then visible. Takes the
+    /// group's ticket whatever happens, so that the groups after it keep their turns.
+    fn decide_group(&self, w: &mut Writer, jobs: &[Job]) -> Prepared {
+        let ticket = w.next_ticket;
+        w.next_ticket += 1;
+        let prev_last = w.last;
+        match guard(|| self.decide_inner(w, jobs)) {
+            Ok((records, results, view)) => Prepared {
+                ticket,
+                prev_last,
+                records,
+                results: Ok(results),
+                view,
+            },
+            Err(e) => {
+                // The layer may hold part of the group: nothing later may be decided on it.
+                self.poison(format!(
+                    "a group could not be decided ({}); reopen the ledger (every acknowledged \
+                     command is durable)",
+                    e.message
+                ));
+                Prepared {
+                    ticket,
+                    prev_last,
+                    records: Vec::new(),
+                    results: Err(e),
+                    view: None,
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn decide_inner(
         &self,
         w: &mut Writer,
         jobs: &[Job],
-    ) -> Result<Vec<Result<Receipt, CommandError>>, CommandError> {
-        if let Some(why) = &w.poisoned {
-            return Err(CommandError::new(ErrorCode::Storage, why.clone()));
+    ) -> Result<
+        (
+            Vec<(LogKey, Vec<u8>)>,
+            Vec<Result<Receipt, CommandError>>,
+            Option<Arc<View>>,
+        ),
+        CommandError,
+    > {
+        if let Some(why) = self.poisoned() {
+            return Err(CommandError::new(ErrorCode::Storage, why));
         }
         // Keys new in this group, in order, with what the log records of them.
         let mut keys: Vec<(String, Fingerprint, usize)> = Vec::new();
@@ -1112,7 +1200,7 @@ impl Ledger {
         };
         if changes.events.is_empty() && keys.is_empty() {
             // Nothing to make durable: every command failed, was a replay, or changed nothing.
-            return Ok(results);
+            return Ok((Vec::new(), results, None));
         }
 
         // The log records, chained: each command's events, then its command record if keyed.
@@ -1179,31 +1267,90 @@ impl Ledger {
         }
         push_events_upto(u64::MAX, &mut records, &mut head, &mut last)?;
 
-        // The durable write: the log only, appended at its end in one run.
+        w.mem.merge(changes, idem, last, &w.base)?;
+        w.head = head;
+        w.last = last;
+        let view = Arc::new(View::new(
+            w.mem.clone(),
+            w.base.l2().clone(),
+            Arc::downgrade(&self.inner.db),
+        ));
+        Ok((records, results, Some(view)))
+    }
+
+    /// Makes a decided group durable in its turn (after every group decided before it), then
+    /// publishes the layer as of it and returns its callers' answers. A group whose turn comes
+    /// after a failure fails too: it was decided on a layer that holds what failed.
+    fn commit_prepared(
+        &self,
+        p: Prepared,
+    ) -> Result<Vec<Result<Receipt, CommandError>>, CommandError> {
+        self.wait_committed(p.ticket);
+        let out = guard(|| {
+            let results = p.results?;
+            if let Some(why) = self.poisoned() {
+                return Err(CommandError::new(ErrorCode::Storage, why));
+            }
+            if !p.records.is_empty()
+                && let Err(e) = self.append(p.prev_last, &p.records)
+            {
+                self.poison(format!(
+                    "a group commit failed ({}); reopen the ledger (every acknowledged command \
+                     is durable)",
+                    e.message
+                ));
+                return Err(e);
+            }
+            if let Some(v) = p.view {
+                *lock(&self.inner.published) = Some(v);
+            }
+            Ok(results)
+        });
+        *lock(&self.inner.turn) = p.ticket + 1;
+        self.inner.turn_moved.notify_all();
+        out
+    }
+
+    /// The durable write: the log only, appended at its end (after `prev_last`). A long run goes
+    /// in through a cursor (redb packs it into leaves in one splice); a short one is cheaper as
+    /// plain inserts, which append to the last leaf. Either way a record already stored at a key
+    /// (a damaged file) fails the commit rather than being overwritten: the log is append-only.
+    fn append(&self, prev_last: LogKey, records: &[(LogKey, Vec<u8>)]) -> Result<(), CommandError> {
         let txn = self.inner.db.begin_write()?;
         {
             let mut log = txn.open_table(storage::LOG)?;
-            let mut at_end = log.upper_bound_mut(std::ops::Bound::<(u64, u32)>::Unbounded)?;
-            for (k, bytes) in &records {
-                at_end
-                    .insert_before(k.tuple(), &bytes[..])
-                    .map_err(|e| StorageError(format!("log {k}: {}", redb::Error::from(e))))?;
+            if records.len() < LOG_RUN_MIN {
+                // Only at the end: a record past it (a damaged or forged file) is refused, as the
+                // cursor below refuses it.
+                let end = log.last()?.map(|(k, _)| LogKey::from_tuple(k.value()));
+                if end.unwrap_or(LogKey::ZERO) != prev_last {
+                    return Err(StorageError(format!(
+                        "the log ends at {} where this handle wrote up to {prev_last}: the file is \
+                         damaged or written by another process (run `walletctl verify`)",
+                        end.unwrap_or(LogKey::ZERO)
+                    ))
+                    .into());
+                }
+                for (k, bytes) in records {
+                    if log.insert(k.tuple(), &bytes[..])?.is_some() {
+                        return Err(StorageError(format!(
+                            "log {k} is already stored: the file is damaged (run `walletctl verify`)"
+                        ))
+                        .into());
+                    }
+                }
+            } else {
+                let mut at_end = log.upper_bound_mut(std::ops::Bound::<(u64, u32)>::Unbounded)?;
+                for (k, bytes) in records {
+                    at_end
+                        .insert_before(k.tuple(), &bytes[..])
+                        .map_err(|e| StorageError(format!("log {k}: {}", redb::Error::from(e))))?;
+                }
+                at_end.close()?;
             }
-            at_end.close()?;
         }
         txn.commit()?;
-        w.head = head;
-        w.last = last;
-        // Durable: from here every caller is answered with its result. A layer that cannot take
-        // the changes (a damaged projection row) poisons the handle; reopening replays the log.
-        if let Err(e) = w.mem.merge(changes, idem, last, &w.base) {
-            w.poisoned = Some(format!(
-                "the in-memory layer could not take a durable group ({e}); reopen the ledger"
-            ));
-            return Ok(results);
-        }
-        self.publish(w);
-        Ok(results)
+        Ok(())
     }
 
     /// Runs JSON command lines as one command group, exactly as a group of concurrent callers is
@@ -1227,6 +1374,7 @@ impl Ledger {
                         notes,
                         now,
                         slot: Arc::new(Mutex::new(None)),
+                        waiter: std::thread::current(),
                     });
                     at.push(i);
                 }
@@ -1235,25 +1383,23 @@ impl Ledger {
         }
         let flush_due = {
             let mut g = lock(&self.inner.writer);
-            let results = match g.as_mut() {
+            match g.as_mut() {
                 Some(w) => {
-                    let r = guard(|| self.commit_group(w, &jobs));
-                    if r.is_err() && w.poisoned.is_none() {
-                        w.poisoned = Some("a group commit failed; reopen the ledger".into());
-                    }
-                    r
+                    let p = self.decide_group(w, &jobs);
+                    let due = w.mem.bytes >= self.inner.budget.memory
+                        || w.mem.events >= self.inner.budget.events;
+                    drop(g);
+                    Answer(&jobs).fill(self.commit_prepared(p));
+                    due && self.poisoned().is_none()
                 }
-                None => Err(CommandError::new(
-                    ErrorCode::Storage,
-                    "the ledger is closed",
-                )),
-            };
-            Answer(&jobs).fill(results);
-            g.as_ref().is_some_and(|w| {
-                w.poisoned.is_none()
-                    && (w.mem.bytes >= self.inner.budget.memory
-                        || w.mem.events >= self.inner.budget.events)
-            })
+                None => {
+                    Answer(&jobs).fill(Err(CommandError::new(
+                        ErrorCode::Storage,
+                        "the ledger is closed",
+                    )));
+                    false
+                }
+            }
         };
         if flush_due {
             let _ = self.flush_if_due();
@@ -1424,7 +1570,7 @@ impl Ledger {
                     .unwrap_or_else(|e| e.into_inner())
                     .as_mut()
                     .ok_or_else(|| StorageError("the ledger is closed".into()))?;
-                if let Some(why) = &w.poisoned {
+                if let Some(why) = inner.poisoned.get_mut().unwrap_or_else(|e| e.into_inner()) {
                     return Err(StorageError(why.clone()));
                 }
                 if !w.mem.is_empty() {
@@ -1475,7 +1621,7 @@ impl Ledger {
                 base: Cached::new(l2.clone(), cache.max(1 << 20)),
                 head,
                 last,
-                poisoned: None,
+                next_ticket: *inner.turn.get_mut().unwrap_or_else(|e| e.into_inner()),
             };
             *inner.published.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(
                 View::new(w.mem.clone(), l2, Arc::downgrade(&inner.db)),
@@ -1513,6 +1659,24 @@ fn guard<T, E: From<StorageError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T
         }
     }
 }
+
+/// A group decided and merged into the writer's layer, waiting for its durable commit.
+struct Prepared {
+    ticket: u64,
+    /// The log's last key before this group's records.
+    prev_last: LogKey,
+    records: Vec<(LogKey, Vec<u8>)>,
+    results: Result<Vec<Result<Receipt, CommandError>>, CommandError>,
+    /// What readers see once the group is durable (`None` when it wrote nothing).
+    view: Option<Arc<View>>,
+}
+
+/// Longest a leader waits for as many commands as the last group held, once every caller inside
+/// `submit` has queued: about the time an answered caller takes to call again.
+pub const GATHER_EXPECT_US: u64 = 250;
+
+/// Fewest log records a commit appends through a cursor run (below, plain inserts cost less).
+const LOG_RUN_MIN: usize = 4;
 
 /// Most commands one group commit gathers into a transaction: bounds its memory and latency.
 pub const MAX_GROUP_COMMANDS: usize = 1024;
@@ -1552,6 +1716,8 @@ struct Job {
     notes: AmountNotes,
     now: i64,
     slot: Slot,
+    /// The caller, woken when its answer is in `slot` or when it should lead.
+    waiter: std::thread::Thread,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1569,11 +1735,13 @@ impl Answer<'_> {
             Ok(rs) => {
                 for (job, r) in self.0.iter().zip(rs) {
                     *lock(&job.slot) = Some(r);
+                    job.waiter.unpark();
                 }
             }
             Err(e) => {
                 for job in self.0 {
                     *lock(&job.slot) = Some(Err(e.clone()));
+                    job.waiter.unpark();
                 }
             }
         }
@@ -1589,6 +1757,7 @@ impl Drop for Answer<'_> {
                     ErrorCode::Storage,
                     "the transaction holding this command was abandoned (internal panic); nothing was written",
                 )));
+                job.waiter.unpark();
             }
         }
     }

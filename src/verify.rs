@@ -524,11 +524,6 @@ fn compare_records(
     // A flushed wallet: its rows, exactly.
     let l2 = view.base.l2();
     if let Some(row) = l2.row(w)? {
-        let expect = {
-            let mut img = WalletImage::of(row.clone());
-            img.schedule = st::Schedule::default();
-            img
-        };
         let live: Vec<Lot> = c
             .lots
             .iter()
@@ -537,7 +532,8 @@ fn compare_records(
             .collect::<BTreeMap<u32, Lot>>()
             .into_values()
             .collect();
-        let stored_live: Vec<Lot> = expect.lots.values().cloned().collect();
+        let mut stored_live: Vec<Lot> = row.lots.clone();
+        stored_live.sort_by_key(|l| l.no);
         let mut live_sorted = live;
         live_sorted.sort_by_key(|l| l.no);
         if stored_live != live_sorted {
@@ -659,13 +655,10 @@ fn lifecycle_of(
 /// The wallet's whole consumable and due indexes as the ledger holds them.
 fn stored_index(view: &Layered, w: u64) -> Result<(Vec<ConsKey>, Vec<DueKey>), StorageError> {
     if let Some(m) = view.mem.wallets.get(&w) {
-        return Ok((
-            m.cons.iter().copied().collect(),
-            m.due.iter().copied().collect(),
-        ));
+        return Ok((m.cons.iter().collect(), m.due.iter().collect()));
     }
     match view.base.image(w)? {
-        Some(img) => Ok((img.cons.clone(), img.due.clone())),
+        Some(img) => Ok((img.cons.to_vec(), img.due.to_vec())),
         None => Ok((Vec::new(), Vec::new())),
     }
 }

@@ -956,7 +956,7 @@ impl Size {
             append_age: 600,
             single_cmds: 200,
             group_threads: 16,
-            group_per_thread: 25,
+            group_per_thread: 100,
             batch_size: 1000,
             batches: 20,
             wallets: 10_000,

@@ -243,6 +243,30 @@ impl NameKind {
         }
     }
 
+    /// `{prefix}-{no}`: the id the ledger assigns record `no`. Built by hand: every lot a read
+    /// decodes from a row names itself this way, and `format!` cost more than the decode.
+    pub fn canonical_name(self, no: u32) -> String {
+        let prefix = self.prefix();
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        let mut n = no;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut s = String::with_capacity(prefix.len() + 1 + digits.len() - i);
+        s.push_str(prefix);
+        s.push('-');
+        for d in &digits[i..] {
+            s.push(char::from(*d));
+        }
+        s
+    }
+
     /// `N` when `id` is exactly `{prefix}-{N}` with `N` in canonical decimal (no sign, no leading
     /// zero, ≥ 1, fits u32). A record whose id is the canonical name of its own number has no name
     /// row: the record is found by its number and its stored id confirms the name (see

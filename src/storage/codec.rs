@@ -357,7 +357,7 @@ impl Quick<'_> {
             254 => u128::from_le_bytes(self.take()?),
             _ => return None,
         };
-        Some(if n % 2 == 0 {
+        Some(if n.is_multiple_of(2) {
             (n / 2) as i128
         } else {
             !(n / 2) as i128
@@ -405,6 +405,18 @@ impl Quick<'_> {
             v.push(element(self)?);
         }
         Some(v)
+    }
+
+    #[inline]
+    fn skip_string(&mut self) -> Option<()> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        if n > self.0.len() {
+            return None;
+        }
+        let (s, rest) = self.0.split_at(n);
+        std::str::from_utf8(s).ok()?;
+        self.0 = rest;
+        Some(())
     }
 
     #[inline]
@@ -485,13 +497,24 @@ pub fn put_lot(out: &mut Vec<u8>, l: &Lot) {
 }
 
 fn get_lot(q: &mut Quick) -> Option<Lot> {
+    get_lot_with(q, true)
+}
+
+/// A compact lot; with `with_id` false its id is left empty (no allocation): enough to derive its
+/// index keys.
+fn get_lot_with(q: &mut Quick, with_id: bool) -> Option<Lot> {
     let no = q.u32()?;
     let flags = q.byte()?;
     if flags & !63 != 0 {
         return None;
     }
-    let id = if flags & LOT_CANONICAL_ID != 0 {
-        format!("lot-{no}")
+    let id = if !with_id {
+        if flags & LOT_CANONICAL_ID == 0 {
+            q.skip_string()?;
+        }
+        String::new()
+    } else if flags & LOT_CANONICAL_ID != 0 {
+        crate::domain::state::NameKind::Lot.canonical_name(no)
     } else {
         q.string()?
     };
@@ -582,7 +605,7 @@ fn get_redemption(q: &mut Quick) -> Option<StoredRedemption> {
         return None;
     }
     let id = if flags & RED_CANONICAL_ID != 0 {
-        format!("redemption-{no}")
+        crate::domain::state::NameKind::Redemption.canonical_name(no)
     } else {
         q.string()?
     };
@@ -683,6 +706,32 @@ pub fn get_lots_seq(
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(get_lot(&mut q).ok_or_else(bad)?);
+    }
+    Ok((out, bytes.len() - q.0.len()))
+}
+
+/// The compact lot at the start of `bytes`.
+pub fn lot_at(bytes: &[u8]) -> Option<Lot> {
+    get_lot(&mut Quick(bytes))
+}
+
+/// A sequence of compact lots (as [`put_lots_seq`] writes it) without building their ids: each
+/// lot's offset in `bytes` and the lot with an empty id (enough for its index keys); and the
+/// bytes the sequence took.
+pub fn scan_lots_seq(
+    what: &dyn Fn() -> String,
+    bytes: &[u8],
+) -> Result<(Vec<(usize, Lot)>, usize), StorageError> {
+    let bad = || StorageError(format!("{}: damaged lots", what()));
+    let mut q = Quick(bytes);
+    let n = usize::try_from(q.u64().ok_or_else(bad)?).map_err(|_| bad())?;
+    if n > bytes.len() {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = bytes.len() - q.0.len();
+        out.push((at, get_lot_with(&mut q, false).ok_or_else(bad)?));
     }
     Ok((out, bytes.len() - q.0.len()))
 }

@@ -180,11 +180,13 @@ fn flush_wallet(t: &mut Tables, base: &Cached, w: u64, wm: &WalletMem) -> R<usiz
     let prev_holds = prev.as_ref().map_or(0, |p| p.ws.holds);
 
     // Lots: the live ones stay in the wallet row, the rest go to (or stay in) their chunks.
-    let mut live: BTreeMap<u32, Lot> = prev.as_ref().map(|p| p.lots.clone()).unwrap_or_default();
+    let mut live: BTreeMap<u32, Lot> = match &prev {
+        Some(p) => p.lots.all()?.into_iter().map(|l| (l.no, l)).collect(),
+        None => BTreeMap::new(),
+    };
     let mut closed: BTreeMap<u32, Vec<(u32, Option<Lot>)>> = BTreeMap::new();
     for (no, lot) in wm.lots.iter() {
-        let was_closed =
-            *no <= prev_lots && !prev.as_ref().is_some_and(|p| p.lots.contains_key(no));
+        let was_closed = *no <= prev_lots && !prev.as_ref().is_some_and(|p| p.lots.contains(*no));
         if lot_is_live(w, lot) {
             live.insert(*no, (**lot).clone());
             if was_closed {
@@ -390,14 +392,9 @@ fn flush_wallet(t: &mut Tables, base: &Cached, w: u64, wm: &WalletMem) -> R<usiz
         lots: live.into_values().collect(),
         holds: open.into_values().collect(),
     };
-    let mut img = WalletImage::of(row);
-    img.schedule = schedule_of(w, &img)?;
-    let row = WalletRow {
-        ws: img.ws,
-        schedule: img.schedule,
-        lots: img.lots.into_values().collect(),
-        holds: img.holds.into_values().collect(),
-    };
+    let mut row = row;
+    let img = WalletImage::of(row.clone());
+    row.schedule = schedule_of(w, &img)?;
     let uuid = u128::from_be_bytes(row.ws.uuid);
     t.wallets.insert(uuid, &row.encode()[..])?;
     rows += 1;
@@ -455,9 +452,10 @@ impl Backing for ImageBacking<'_> {
         Ok((no == self.w).then(|| self.img.ws.clone()))
     }
     fn lot(&self, w: u64, no: u32) -> R<Option<Lot>> {
-        Ok((w == self.w)
-            .then(|| self.img.lots.get(&no).cloned())
-            .flatten())
+        if w != self.w {
+            return Ok(None);
+        }
+        self.img.lots.get(no)
     }
     fn name(&self, _: u64, _: NameKind, _: &str) -> R<Option<u32>> {
         Ok(None)

@@ -244,6 +244,28 @@ impl L2 {
         }
     }
 
+    /// Wallet `no`'s row as an image (its lots indexed, decoded on demand).
+    pub fn image(&self, no: u64) -> R<Option<WalletImage>> {
+        let Some(id) = self.uuid_of(no)? else {
+            return Ok(None);
+        };
+        match self.wallets.get(u128::from_be_bytes(id))? {
+            Some(v) => {
+                let img = WalletImage::from_row_bytes(v.value())?;
+                if img.ws.number != no {
+                    return Err(StorageError(format!(
+                        "wallet number {no} maps to the row of wallet {}",
+                        img.ws.number
+                    )));
+                }
+                Ok(Some(img))
+            }
+            None => Err(StorageError(format!(
+                "wallet number {no} maps to a uuid without a wallet row"
+            ))),
+        }
+    }
+
     /// A chunk row of `Vec<T>`, or empty when absent.
     pub fn chunk<T: bincode::Decode<()>>(&self, key: &[u8], what: &str) -> R<Vec<T>> {
         match self.rows.get(key)? {
@@ -492,10 +514,10 @@ impl Cached {
         if let Some(i) = self.images.borrow().get(&no) {
             return Ok(Some(i.clone()));
         }
-        let Some(row) = self.l2.row(no)? else {
+        let Some(img) = self.l2.image(no)? else {
             return Ok(None);
         };
-        let img = Arc::new(WalletImage::of(row));
+        let img = Arc::new(img);
         self.charge(img.bytes());
         self.images.borrow_mut().insert(no, img.clone());
         Ok(Some(img))
@@ -621,8 +643,8 @@ impl Backing for Cached {
         let Some(img) = self.image(w)? else {
             return Ok(None);
         };
-        if let Some(l) = img.lots.get(&no) {
-            return Ok(Some(l.clone()));
+        if let Some(l) = img.lots.get(no)? {
+            return Ok(Some(l));
         }
         if no == 0 || no > img.ws.lots {
             return Ok(None);

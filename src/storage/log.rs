@@ -276,7 +276,7 @@ fn stored(ev: &Event, at: i64) -> std::borrow::Cow<'_, Event> {
 fn restored(ev: Event, at: i64) -> Event {
     let name = |kind: NameKind, no: u32, id: String| {
         if id.is_empty() {
-            format!("{}-{no}", kind.prefix())
+            kind.canonical_name(no)
         } else {
             id
         }
@@ -686,7 +686,6 @@ mod pinned {
         "740000012435353065383430302d653239622d343164342d613731362d34343636353534343030303000",
         "01024c3100000014323032362d30312d30315430303a30303a30305a01040104010000",
     );
-    const PINNED_EVENT: &str = concat!(
-        "020018867251edfa00005e4e8b3e275f3affcf24f4a3a11f894b02050400fb7017060003025231fbb80b"
-    );
+    const PINNED_EVENT: &str =
+        "020018867251edfa00005e4e8b3e275f3affcf24f4a3a11f894b02050400fb7017060003025231fbb80b";
 }

@@ -37,8 +37,8 @@ pub struct WalletMem {
     pub positions: Vector<u64>,
     pub first_seq: u64,
     /// The wallet's whole consumable and due indexes.
-    pub cons: OrdSet<ConsKey>,
-    pub due: OrdSet<DueKey>,
+    pub cons: KeySet<ConsKey>,
+    pub due: KeySet<DueKey>,
     /// Whether the flushed projection has the wallet (a flush then rewrites its row rather than
     /// adding one).
     pub flushed: bool,
@@ -57,8 +57,8 @@ impl WalletMem {
             checkpoints: OrdMap::new(),
             positions: Vector::new(),
             first_seq: 1,
-            cons: OrdSet::new(),
-            due: OrdSet::new(),
+            cons: KeySet::default(),
+            due: KeySet::default(),
             flushed: false,
         }
     }
@@ -66,8 +66,8 @@ impl WalletMem {
     fn from_flushed(img: &super::WalletImage) -> WalletMem {
         WalletMem {
             first_seq: img.ws.seq + 1,
-            cons: img.cons.iter().copied().collect(),
-            due: img.due.iter().copied().collect(),
+            cons: KeySet::over(img.cons.clone()),
+            due: KeySet::over(img.due.clone()),
             flushed: true,
             ..WalletMem::new_wallet(img.ws.clone())
         }
@@ -85,6 +85,124 @@ impl WalletMem {
             return Vec::new();
         }
         self.positions.clone().slice(a..b).into_iter().collect()
+    }
+}
+
+/// A sorted set of index keys as the flushed row had them (`base`, shared with the decoded
+/// image: a wallet entering the layer costs no copy of its index) with the layer's changes on
+/// top: `add` (keys not in `base`) and `del` (keys of `base` removed). Once the changes outgrow
+/// a quarter of `base` they are folded into a new `base`, so a scan never skips more than that
+/// many removed keys.
+#[derive(Clone, Debug)]
+pub struct KeySet<K: Ord + Copy> {
+    base: Arc<[K]>,
+    add: OrdSet<K>,
+    del: OrdSet<K>,
+}
+
+impl<K: Ord + Copy> Default for KeySet<K> {
+    fn default() -> Self {
+        KeySet {
+            base: Arc::from(Vec::new()),
+            add: OrdSet::new(),
+            del: OrdSet::new(),
+        }
+    }
+}
+
+impl<K: Ord + Copy + std::fmt::Debug> KeySet<K> {
+    pub fn over(base: Arc<[K]>) -> KeySet<K> {
+        KeySet {
+            base,
+            ..KeySet::default()
+        }
+    }
+
+    fn in_base(&self, k: &K) -> bool {
+        self.base.binary_search(k).is_ok()
+    }
+
+    pub fn insert(&mut self, k: K) {
+        if self.in_base(&k) {
+            self.del.remove(&k);
+        } else {
+            self.add.insert(k);
+        }
+        self.fold_if_large();
+    }
+
+    pub fn remove(&mut self, k: &K) {
+        if self.in_base(k) {
+            self.del.insert(*k);
+        } else {
+            self.add.remove(k);
+        }
+        self.fold_if_large();
+    }
+
+    fn fold_if_large(&mut self) {
+        let changes = self.add.len() + self.del.len();
+        if changes > 32 && changes * 4 > self.base.len() {
+            let v: Vec<K> = self.iter().collect();
+            *self = KeySet::over(Arc::from(v));
+        }
+    }
+
+    pub fn contains(&self, k: &K) -> bool {
+        self.add.contains(k) || (self.in_base(k) && !self.del.contains(k))
+    }
+
+    /// Every key, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = K> + '_ {
+        let mut base = self
+            .base
+            .iter()
+            .copied()
+            .filter(|k| !self.del.contains(k))
+            .peekable();
+        let mut add = self.add.iter().copied().peekable();
+        std::iter::from_fn(move || match (base.peek(), add.peek()) {
+            (Some(b), Some(a)) if a < b => add.next(),
+            (Some(_), _) => base.next(),
+            (None, _) => add.next(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.base.len() - self.del.len() + self.add.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first key after `after` (from `lo` when `None`), up to `hi`, that `skip` refuses.
+    pub fn next(&self, lo: K, hi: K, after: Option<K>, skip: &dyn Fn(&K) -> bool) -> Option<K> {
+        let a = match after {
+            Some(a) => self
+                .add
+                .range((Excluded(a), Included(hi)))
+                .find(|k| !skip(k)),
+            None => self
+                .add
+                .range((Included(lo), Included(hi)))
+                .find(|k| !skip(k)),
+        }
+        .copied();
+        let start = match after {
+            Some(a) => self.base.partition_point(|k| *k <= a),
+            None => self.base.partition_point(|k| *k < lo),
+        };
+        let b = self.base[start..]
+            .iter()
+            .take_while(|k| **k <= hi)
+            .find(|k| !self.del.contains(*k) && !skip(k))
+            .copied();
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, b) => b,
+        }
     }
 }
 
@@ -306,20 +424,6 @@ impl Layered<'_> {
     }
 }
 
-fn next_in_set<K: Ord + Copy>(
-    set: &OrdSet<K>,
-    lo: K,
-    hi: K,
-    after: Option<K>,
-    skip: &dyn Fn(&K) -> bool,
-) -> Option<K> {
-    let found = match after {
-        Some(a) => set.range((Excluded(a), Included(hi))).find(|k| !skip(k)),
-        None => set.range((Included(lo), Included(hi))).find(|k| !skip(k)),
-    };
-    found.copied()
-}
-
 impl Backing for Layered<'_> {
     fn ledger(&self) -> R<LedgerState> {
         match self.mem.ledger {
@@ -429,7 +533,7 @@ impl Backing for Layered<'_> {
             order: i64::MAX,
             lot: u32::MAX,
         };
-        Ok(next_in_set(&m.cons, lo, hi, after, skip))
+        Ok(m.cons.next(lo, hi, after, skip))
     }
     fn due_next(
         &self,
@@ -452,7 +556,7 @@ impl Backing for Layered<'_> {
             kind: DueKind::Expiry,
             no: u32::MAX,
         };
-        Ok(next_in_set(&m.due, lo, hi, after, skip))
+        Ok(m.due.next(lo, hi, after, skip))
     }
     fn wallets_due(&self, upto: i64) -> R<Vec<u64>> {
         // The flushed sweep index is exact for the wallets the layer does not hold; the layer's

@@ -351,36 +351,110 @@ fn head(bytes: &[u8]) -> Result<(u64, &[u8]), StorageError> {
     Ok((n, &bytes[ROW_HEAD..]))
 }
 
-/// A wallet's flushed state, decoded once: its header, live lots and open holds, and the index
-/// keys they carry (sorted), which is everything a command on the wallet reads but closed lots
-/// and holds, redemptions and slices.
+/// The live lots of a wallet row, decoded on demand: their compact records as the row holds
+/// them, and where each starts. A command on a wallet reads a few of its lots; decoding all of
+/// them (their ids included) when the wallet is first read cost more than the command.
+#[derive(Clone, Debug, Default)]
+pub struct LiveLots {
+    bytes: std::sync::Arc<[u8]>,
+    /// (lot number, offset in `bytes`), by number.
+    at: Vec<(u32, u32)>,
+}
+
+impl LiveLots {
+    fn of(lots: &[Lot]) -> LiveLots {
+        let mut bytes = Vec::with_capacity(48 * lots.len());
+        let mut at = Vec::with_capacity(lots.len());
+        for l in lots {
+            at.push((l.no, bytes.len() as u32));
+            put_lot(&mut bytes, l);
+        }
+        at.sort_unstable();
+        LiveLots {
+            bytes: bytes.into(),
+            at,
+        }
+    }
+
+    fn index(&self, no: u32) -> Option<usize> {
+        self.at.binary_search_by_key(&no, |(n, _)| *n).ok()
+    }
+
+    pub fn contains(&self, no: u32) -> bool {
+        self.index(no).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    pub fn get(&self, no: u32) -> Result<Option<Lot>, StorageError> {
+        let Some(i) = self.index(no) else {
+            return Ok(None);
+        };
+        let off = self.at[i].1 as usize;
+        lot_at(&self.bytes[off..])
+            .filter(|l| l.no == no)
+            .map(Some)
+            .ok_or_else(|| StorageError(format!("live lot {no}: a damaged record")))
+    }
+
+    /// Every live lot, by number.
+    pub fn all(&self) -> Result<Vec<Lot>, StorageError> {
+        self.at
+            .iter()
+            .map(|(no, _)| {
+                self.get(*no)?
+                    .ok_or_else(|| StorageError(format!("lot {no}")))
+            })
+            .collect()
+    }
+}
+
+/// A wallet's flushed state, decoded once: its header, live lots (decoded on demand) and open
+/// holds, and the index keys they carry (sorted), which is everything a command on the wallet
+/// reads but closed lots and holds, redemptions and slices.
 #[derive(Clone, Debug)]
 pub struct WalletImage {
     pub ws: WalletState,
     pub schedule: Schedule,
-    pub lots: std::collections::BTreeMap<u32, Lot>,
+    pub lots: LiveLots,
     pub holds: std::collections::BTreeMap<u32, HoldRec>,
-    pub cons: Vec<ConsKey>,
-    pub due: Vec<DueKey>,
+    /// Sorted; shared with the in-memory layer's index of the wallet.
+    pub cons: std::sync::Arc<[ConsKey]>,
+    pub due: std::sync::Arc<[DueKey]>,
 }
 
 impl WalletImage {
     pub fn of(row: WalletRow) -> WalletImage {
-        let w = row.ws.number;
-        let mut cons = Vec::new();
-        let mut due = Vec::new();
-        let mut lots = std::collections::BTreeMap::new();
-        for l in row.lots {
+        let lots = LiveLots::of(&row.lots);
+        WalletImage::assemble(row.ws, row.schedule, lots, &row.lots, row.holds)
+    }
+
+    fn assemble(
+        ws: WalletState,
+        schedule: Schedule,
+        lots: LiveLots,
+        keyed: &[Lot],
+        holds_v: Vec<HoldRec>,
+    ) -> WalletImage {
+        let w = ws.number;
+        let mut cons = Vec::with_capacity(keyed.len());
+        let mut due = Vec::with_capacity(keyed.len() + holds_v.len());
+        for l in keyed {
             if let Some(k) = l.cons_key(w) {
                 cons.push(k);
             }
             if let Some(k) = l.due_key(w) {
                 due.push(k);
             }
-            lots.insert(l.no, l);
         }
         let mut holds = std::collections::BTreeMap::new();
-        for h in row.holds {
+        for h in holds_v {
             if let Some(k) = h.due_key(w) {
                 due.push(k);
             }
@@ -389,18 +463,61 @@ impl WalletImage {
         cons.sort_unstable();
         due.sort_unstable();
         WalletImage {
-            ws: row.ws,
-            schedule: row.schedule,
+            ws,
+            schedule,
             lots,
             holds,
-            cons,
-            due,
+            cons: cons.into(),
+            due: due.into(),
         }
+    }
+
+    /// A wallet row's image, its lots indexed but not decoded.
+    pub fn from_row_bytes(bytes: &[u8]) -> Result<WalletImage, StorageError> {
+        let (n, body) = head(bytes)?;
+        let what = || format!("wallet {n} row");
+        let (ws, a) = decode_wallet_prefix(&what, body)?;
+        let (schedule, b) = decode_prefix::<Schedule>(&what, &body[a..])?;
+        let section = &body[a + b..];
+        let (scanned, c) = scan_lots_seq(&what, section)?;
+        let rest = &section[c..];
+        let (holds, d) = decode_seq::<HoldRec>(&what, rest)?;
+        if d != rest.len() {
+            return Err(StorageError(format!(
+                "{}: {} trailing bytes",
+                what(),
+                rest.len() - d
+            )));
+        }
+        if ws.number != n {
+            return Err(StorageError(format!(
+                "{}: holds the header of wallet {}",
+                what(),
+                ws.number
+            )));
+        }
+        // The lots section without its count: each lot's record at the offset scanned.
+        let first = scanned.first().map_or(c, |(o, _)| *o);
+        let mut at: Vec<(u32, u32)> = scanned
+            .iter()
+            .map(|(o, l)| (l.no, (o - first) as u32))
+            .collect();
+        at.sort_unstable();
+        if at.windows(2).any(|p| p[0].0 == p[1].0) {
+            return Err(StorageError(format!("{}: a lot twice", what())));
+        }
+        let lots = LiveLots {
+            bytes: section[first..c].into(),
+            at,
+        };
+        let keyed: Vec<Lot> = scanned.into_iter().map(|(_, l)| l).collect();
+        Ok(WalletImage::assemble(ws, schedule, lots, &keyed, holds))
     }
 
     /// Approximate heap bytes, for cache budgets.
     pub fn bytes(&self) -> usize {
-        512 + self.lots.len() * 160
+        512 + self.lots.bytes.len()
+            + self.lots.len() * 8
             + self.holds.len() * 120
             + (self.cons.len() + self.due.len()) * 24
     }
