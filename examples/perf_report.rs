@@ -119,11 +119,10 @@ fn main() {
             "--bench" => {} // passed by `cargo bench`-style runners; ignored
             // Hidden: `recovery_open`'s child process.
             "--child-write" => {
-                let (Some(path), Some(n)) = (args.next(), args.next().and_then(|n| n.parse().ok()))
-                else {
-                    usage("--child-write needs a path and a number of commands")
+                let Some(path) = args.next() else {
+                    usage("--child-write needs a path")
                 };
-                child = Some((std::path::PathBuf::from(path), n));
+                child = Some(std::path::PathBuf::from(path));
             }
             other => usage(&format!("unknown argument {other}")),
         }
@@ -134,8 +133,8 @@ fn main() {
         usage(&format!("unknown workload {bad}"));
     }
     let size = if quick { Size::quick() } else { Size::full() };
-    if let Some((path, n)) = child {
-        recovery_child(&size, &path, n);
+    if let Some(path) = child {
+        recovery_child(&size, &path);
     }
     let started = Instant::now();
     eprintln!("# size {size:?}");
@@ -887,11 +886,9 @@ fn storage_as_written(size: &Size) -> Row {
     }
 }
 
-/// `recovery_open`: commands the child applies to a copy of the aged fixture before it is
-/// killed, i.e. what the open after the kill recovers from, per size. Retune these when the
-/// in-memory layer lands, so that the kill finds it as full as its default budget lets it get.
-const RECOVERY_CMDS_QUICK: usize = 20_000;
-const RECOVERY_CMDS_FULL: usize = 100_000;
+/// `recovery_open`: the child applies batches to a copy of the aged fixture until its in-memory
+/// layer (what the open after the kill replays) is within one batch of its default budget, the
+/// fullest it gets before a flush empties it. The same at both sizes: the budget is the point.
 /// The child applies its commands in `Command::Batch`es of this many (round-robin over the
 /// aged fixture's wallets, as `append_batch_1000`), each one durable commit.
 const RECOVERY_BATCH: usize = 1_000;
@@ -913,35 +910,55 @@ fn recovery_state(o: &Ours, size: &Size, ops: &[Op]) -> String {
     format!("{figs:?}")
 }
 
-/// `--child-write PATH N`: opens the ledger at PATH, applies `N` commands (`recovery_commands`,
-/// in batches of `RECOVERY_BATCH`), prints `ready` and the acknowledged state on stdout, then
-/// waits to be killed (it exits by itself only if the parent goes away and stdin closes).
-fn recovery_child(size: &Size, path: &std::path::Path, n: usize) -> ! {
+/// `--child-write PATH`: opens the ledger at PATH, applies `recovery_commands` in batches of
+/// `RECOVERY_BATCH` until one more batch could make the in-memory layer reach its budget (and be
+/// flushed), prints `ready`, the number of commands, the layer's size and the acknowledged state
+/// on stdout, then waits to be killed (it exits by itself only if the parent goes away and stdin
+/// closes).
+fn recovery_child(size: &Size, path: &std::path::Path) -> ! {
     use std::io::Read;
     let o = Ours::open(path);
-    let ops = recovery_commands(size, n);
-    for b in ops.chunks(RECOVERY_BATCH) {
-        o.exec_batch(b);
+    let budget_bytes = o.ledger.memory_budget();
+    let budget_events = wallet_ledger::ledger::MAX_UNFLUSHED_EVENTS;
+    let mut clocks = Clocks::new(size.append_wallets, size.append_age);
+    let mut ops: Vec<Op> = Vec::new();
+    loop {
+        let before = o.ledger.unflushed();
+        let b = clocks.take_rr(RECOVERY_BATCH);
+        o.exec_batch(&b);
+        ops.extend(b);
+        let after = o.ledger.unflushed();
+        assert!(
+            after.events > before.events,
+            "a flush came before the budget was near"
+        );
+        // Stop when another batch of this size could reach the budget.
+        let (de, db) = (after.events - before.events, after.bytes - before.bytes);
+        if after.events + 2 * de >= budget_events || after.bytes + 2 * db >= budget_bytes {
+            break;
+        }
     }
-    println!("ready {}", recovery_state(&o, size, &ops));
+    let layer = o.ledger.unflushed();
+    println!(
+        "ready {} {} {} {}",
+        ops.len(),
+        layer.events,
+        layer.bytes,
+        recovery_state(&o, size, &ops)
+    );
     std::io::stdout().flush().unwrap();
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     std::process::exit(1)
 }
 
-/// `recovery_open`: this binary re-executes itself (`--child-write`) to apply
-/// `RECOVERY_CMDS_*` commands to a copy of the aged fixture, waits for its `ready`, kills it
+/// `recovery_open`: this binary re-executes itself (`--child-write`) to fill the in-memory layer
+/// of a copy of the aged fixture to its budget, waits for its `ready`, kills it
 /// with SIGKILL, copies the file as the kill left it `RECOVERY_OPENS` times, and times
 /// `Ledger::open` on each copy; each must then read the state the child acknowledged.
 /// ours = the median open, in ms; baseline = 1,000 ms, the budget; ratio = baseline / ours
 /// (> 1: the open fits the budget). A clean open (the first copy, reopened) goes to stderr.
 /// No SQLite figure: theirs is empty.
 fn recovery_open(size: &Size, e: Engines) -> Row {
-    let n = if size.name == "quick" {
-        RECOVERY_CMDS_QUICK
-    } else {
-        RECOVERY_CMDS_FULL
-    };
     let budget_ms = 1000.0;
     let ours = e.ours.then(|| {
         use std::io::BufRead;
@@ -954,7 +971,6 @@ fn recovery_open(size: &Size, e: Engines) -> Row {
             .args((size.name == "quick").then_some("--quick"))
             .arg("--child-write")
             .arg(&path)
-            .arg(n.to_string())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -966,10 +982,14 @@ fn recovery_open(size: &Size, e: Engines) -> Row {
         let wrote = started.elapsed();
         child.kill().expect("kill the child");
         let status = child.wait().unwrap();
-        let acknowledged = line
+        let rest = line
             .strip_prefix("ready ")
             .unwrap_or_else(|| panic!("the child did not get ready ({status}): {line:?}"))
             .trim_end();
+        let mut f = rest.splitn(4, ' ');
+        let mut num = || f.next().and_then(|x| x.parse::<usize>().ok()).expect("a count");
+        let (n, layer_events, layer_bytes) = (num(), num(), num());
+        let acknowledged = f.next().expect("the state");
         assert_eq!(status.signal(), Some(9), "the child died of SIGKILL");
         let copies: Vec<_> = (0..RECOVERY_OPENS)
             .map(|i| {
@@ -995,8 +1015,11 @@ fn recovery_open(size: &Size, e: Engines) -> Row {
         let clean = t.elapsed();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         eprintln!(
-            "# recovery_open: the child applied {n} commands in batches of {RECOVERY_BATCH} to the aged fixture in {:.1}s, was killed; file {} bytes",
+            "# recovery_open: the child applied {n} commands in batches of {RECOVERY_BATCH} to the aged fixture in {:.1}s, was killed with {layer_events} events ({:.1} MiB) in its in-memory layer (budget {} events, {} MiB); file {} bytes",
             wrote.as_secs_f64(),
+            layer_bytes as f64 / (1 << 20) as f64,
+            wallet_ledger::ledger::MAX_UNFLUSHED_EVENTS,
+            wallet_ledger::ledger::DEFAULT_MEMORY_BUDGET >> 20,
             std::fs::metadata(&path).map_or(0, |m| m.len())
         );
         eprintln!(

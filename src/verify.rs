@@ -77,7 +77,8 @@ pub fn verify(
     log: &ReadOnlyTable<(u64, u32), &'static [u8]>,
 ) -> Result<Report, StorageError> {
     let mut p = Problems(Vec::new());
-    let base = Cached::new(l2.clone(), 64 << 20);
+    // Each wallet's rows are read once: a small cache, dropped as it fills, is all this needs.
+    let base = Cached::new(l2.clone(), 4 << 20);
     let view = Layered { mem, base: &base };
     let end = mem.last;
 

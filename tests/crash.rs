@@ -11,6 +11,9 @@
 //! - the next run resumes: the in-flight line is sent again when it was not committed, or when it
 //!   carries an idempotency key (then it must come back as a replay).
 //!
+//! Half the runs flush the in-memory layer every few events (`--flush-every`), so kills land in
+//! flushes as well as in commits.
+//!
 //! The choices (script, kill points) are seeded; `RELIABILITY_SEED` overrides the seed. The
 //! exact instant of each kill still depends on scheduling, which is the point.
 
@@ -43,10 +46,15 @@ fn run(
     lines: &[String],
     kill_after: Option<usize>,
     jitter_us: u64,
+    flush_every: Option<u64>,
 ) -> RunResult {
-    let mut child = walletctl()
-        .arg("--db")
-        .arg(db)
+    let mut cmd = walletctl();
+    cmd.arg("--db").arg(db);
+    // Half the runs flush every few events, so kills land in flushes as well as commits.
+    if let Some(n) = flush_every {
+        cmd.arg("--flush-every").arg(n.to_string());
+    }
+    let mut child = cmd
         .arg("apply")
         .arg("-")
         .stdin(Stdio::piped())
@@ -140,7 +148,8 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
         } else {
             (None, 0)
         };
-        let r = run(&db, remaining, kill_after, jitter);
+        let flush_every = rng.pct(50).then(|| rng.range(1, 6));
+        let r = run(&db, remaining, kill_after, jitter, flush_every);
         let resent_unseen = std::mem::take(&mut resend_unseen);
         kills += usize::from(r.killed);
 
@@ -284,7 +293,7 @@ fn a_kill_while_the_file_is_being_created_leaves_a_file_that_opens() {
         // Kill at once, or after a few microseconds to a few milliseconds: before, during or
         // after the creation of the file.
         let jitter = if trial < 5 { 0 } else { rng.below(8000) };
-        let r = run(&db, &lines, Some(0), jitter);
+        let r = run(&db, &lines, Some(0), jitter, None);
         let l = open(&db);
         assert_verified(&l, &format!("trial {trial} (killed after {jitter} µs)"));
         let model = memory_ledger();

@@ -226,8 +226,13 @@ fn workload() -> Vec<String> {
 
 const MAX_W: u64 = 2;
 
+/// Opens a ledger over `b` that flushes its in-memory layer after every 5 events: the workloads'
+/// faults and power-loss images then fall in flushes as well as in log commits.
 fn open_over(b: FaultBackend) -> Result<Ledger, OpenError> {
-    Ledger::open_with_backend(b, Box::new(FixedClock(far_future())))
+    wallet_ledger::ledger::OpenOptions::new()
+        .clock(Box::new(FixedClock(far_future())))
+        .max_unflushed_events(5)
+        .open_backend(b)
 }
 
 /// The model's log digest after each prefix of the workload: `states[k]` after `k` commands.

@@ -718,8 +718,18 @@ struct Outcome {
     result: Result<Receipt, CommandError>,
 }
 
+/// A new in-memory ledger; every other one flushes its in-memory layer after every 7 events, so
+/// the properties hold across flushes as well as within the layer.
 fn new_ledger() -> Ledger {
-    Ledger::in_memory(Box::new(FixedClock(t0()))).unwrap()
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let o = wallet_ledger::ledger::OpenOptions::new().clock(Box::new(FixedClock(t0())));
+    let o = if n % 2 == 0 {
+        o.max_unflushed_events(7)
+    } else {
+        o
+    };
+    o.in_memory().unwrap()
 }
 
 impl Harness {

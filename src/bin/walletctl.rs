@@ -1,7 +1,7 @@
 //! `walletctl`: the command line of SPEC §9.
 //!
 //! ```text
-//! walletctl [--db PATH] apply FILE|-
+//! walletctl [--db PATH] [--flush-every N] apply FILE|-
 //! walletctl [--db PATH] show WALLET [--as-of T]
 //! walletctl [--db PATH] history WALLET
 //! walletctl [--db PATH] verify
@@ -27,7 +27,9 @@ commands:
                                     juicyway, cashfree, cryptofuse); REQUEST is JSON
 
 options:
-  --db PATH   ledger file (default ./wallets.redb)";
+  --db PATH           ledger file (default ./wallets.redb)
+  --flush-every N     write the in-memory layer into the projection tables after every N
+                      events (default: at the memory budget, and on exit)";
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("walletctl: {msg}\n\n{USAGE}");
@@ -43,19 +45,27 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut db = "./wallets.redb".to_string();
     let mut as_of: Option<String> = None;
+    let mut flush_every: Option<u64> = None;
     // Options may appear anywhere.
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--db" | "--as-of" => {
+            "--db" | "--as-of" | "--flush-every" => {
                 if i + 1 >= args.len() {
                     return usage(&format!("{} needs a value", args[i]));
                 }
                 let v = args.remove(i + 1);
-                if args.remove(i) == "--db" {
-                    db = v;
-                } else {
-                    as_of = Some(v);
+                match args.remove(i).as_str() {
+                    "--db" => db = v,
+                    "--as-of" => as_of = Some(v),
+                    _ => match v.parse::<u64>() {
+                        Ok(n) if n > 0 => flush_every = Some(n),
+                        _ => {
+                            return usage(&format!(
+                                "--flush-every {v:?} is not a number of events (1 or more)"
+                            ));
+                        }
+                    },
                 }
             }
             "-h" | "--help" => {
@@ -103,7 +113,16 @@ fn main() -> ExitCode {
     if let Err(code) = check {
         return code;
     }
-    let ledger = match Ledger::open(&db) {
+    let mut options = wallet_ledger::ledger::OpenOptions::new();
+    if let Some(n) = flush_every {
+        options = options.max_unflushed_events(n);
+    }
+    if cmd == "verify" {
+        // Verify reads the whole file once: a small page cache keeps its memory to the
+        // live state rather than the file's size.
+        options = options.cache_size(8 << 20);
+    }
+    let ledger = match options.open(&db) {
         Ok(l) => l,
         Err(e) => return fatal(format!("{db}: {e}")),
     };
