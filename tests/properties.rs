@@ -724,7 +724,7 @@ fn new_ledger() -> Ledger {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let o = wallet_ledger::ledger::OpenOptions::new().clock(Box::new(FixedClock(t0())));
-    let o = if n % 2 == 0 {
+    let o = if n.is_multiple_of(2) {
         o.max_unflushed_events(7)
     } else {
         o
