@@ -461,12 +461,18 @@ const GROUP_OURS_SINGLE: &str = "ours, 1 thread";
 
 /// `append_group_commit_16`: ours on 16 threads against our own single-thread rate (theirs:
 /// SQLite's 16 threads sharing one connection). `append_group_vs_sqlite_16`: ours on 16 threads
-/// against SQLite's 16 threads with a connection each (baseline: SQLite's 16 threads sharing one
-/// connection). Two rows of one measurement.
+/// against SQLite's faster 16-thread set-up, a connection each or one shared (baseline: SQLite's
+/// 16 threads with a connection each). Two rows of one measurement.
 fn group_row(workload: &'static str, m: &Rates) -> Row {
     let ours = m.of(GROUP_OURS);
     let (theirs, baseline) = if workload == "append_group_vs_sqlite_16" {
-        (m.of(GROUP_SQL_POOL), m.of(GROUP_SQL_SHARED))
+        // SQLite's 16 threads as you would ship them: the faster of a connection each (WAL
+        // writers queue on the busy timeout's sleeps) and one connection shared behind a mutex.
+        let best = match (m.of(GROUP_SQL_POOL), m.of(GROUP_SQL_SHARED)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        (best, m.of(GROUP_SQL_POOL))
     } else {
         (m.of(GROUP_SQL_SHARED), m.of(GROUP_OURS_SINGLE))
     };
