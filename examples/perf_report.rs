@@ -754,7 +754,9 @@ fn replay_as_of(size: &Size, e: Engines) -> Row {
         for _ in 0..r + 1 {
             let t = Instant::now();
             let txn = db.begin_read().unwrap();
-            let tbl = txn.open_table(wallet_ledger::storage::LOG).unwrap();
+            let tbl = txn
+                .open_table(wallet_ledger::internals::storage::LOG)
+                .unwrap();
             let mut bytes = 0usize;
             for x in tbl.iter().unwrap().take(f.events_to_mid as usize) {
                 let (_, v) = x.unwrap();
@@ -925,7 +927,7 @@ fn recovery_child(size: &Size, path: &std::path::Path) -> ! {
     use std::io::Read;
     let o = Ours::open(path);
     let budget_bytes = o.ledger.memory_budget();
-    let budget_events = wallet_ledger::ledger::MAX_UNFLUSHED_EVENTS;
+    let budget_events = wallet_ledger::MAX_UNFLUSHED_EVENTS;
     let mut clocks = Clocks::new(size.append_wallets, size.append_age);
     let mut ops: Vec<Op> = Vec::new();
     loop {
@@ -1024,8 +1026,8 @@ fn recovery_open(size: &Size, e: Engines) -> Row {
             "# recovery_open: the child applied {n} commands in batches of {RECOVERY_BATCH} to the aged fixture in {:.1}s, was killed with {layer_events} events ({:.1} MiB) in its in-memory layer (budget {} events, {} MiB); file {} bytes",
             wrote.as_secs_f64(),
             layer_bytes as f64 / (1 << 20) as f64,
-            wallet_ledger::ledger::MAX_UNFLUSHED_EVENTS,
-            wallet_ledger::ledger::DEFAULT_MEMORY_BUDGET >> 20,
+            wallet_ledger::MAX_UNFLUSHED_EVENTS,
+            wallet_ledger::DEFAULT_MEMORY_BUDGET >> 20,
             std::fs::metadata(&path).map_or(0, |m| m.len())
         );
         eprintln!(

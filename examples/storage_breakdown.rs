@@ -10,7 +10,7 @@
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 use std::path::Path;
-use wallet_ledger::storage::{self, TableVisitor};
+use wallet_ledger::internals::storage::{self, TableVisitor};
 
 struct Stats<'a>(
     &'a redb::ReadTransaction,

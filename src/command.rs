@@ -261,35 +261,46 @@ pub struct IssueCard {
     pub status: Option<String>,
 }
 
-/// What a successful command did: the ids it used or assigned and where its events sit in the log.
-#[derive(
-    Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, Encode, Decode,
-)]
+/// What a successful command did: the ids it used or assigned and where its events sit in the
+/// log. Serializes to exactly the result objects `walletctl apply` prints (without `line` and
+/// `ok`), ids as strings and the instant in RFC 3339.
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Receipt {
+    /// The command's `op` (SPEC §9).
     pub op: String,
+    /// The program defined.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub program: Option<u64>,
+    /// The holder registered (given or generated).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub holder: Option<String>,
+    pub holder: Option<Uuid>,
+    /// The wallet the command was about (given or, for `open_wallet`, generated).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub wallet: Option<String>,
+    pub wallet: Option<Uuid>,
+    /// The pocket the command moved value in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pocket: Option<String>,
+    /// The lot credited, activated or reversed (given or assigned, `lot-N`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
+    /// The hold placed, captured or released.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold: Option<String>,
+    /// The redemption made, captured into or refunded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redemption: Option<String>,
+    /// The card issued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub card: Option<String>,
-    /// When the command took effect (RFC 3339).
-    pub at: String,
+    /// When the command took effect.
+    #[serde(with = "crate::model::rfc3339")]
+    pub at: DateTime<Utc>,
     /// Global log positions of the first and last event appended (time-driven transitions
     /// recorded before the command included); absent when nothing was appended (`sweep` with
     /// nothing due).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_position: Option<u64>,
+    /// See `first_position`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_position: Option<u64>,
     /// Number of events appended.

@@ -86,7 +86,7 @@ pub const MAX_UNFLUSHED_EVENTS: u64 = 100_000;
 /// How a ledger is opened: the clock and the in-memory layer's budget.
 ///
 /// ```
-/// use wallet_ledger::ledger::OpenOptions;
+/// use wallet_ledger::OpenOptions;
 /// let ledger = OpenOptions::new().memory_budget(8 << 20).in_memory().unwrap();
 /// assert_eq!(ledger.memory_budget(), 8 << 20);
 /// ```
@@ -760,7 +760,8 @@ impl Ledger {
                             }
                         }
                         Body::Command(c) => {
-                            keys.push((c.key, (c.hash, c.instants, c.receipt)));
+                            let receipt = c.receipt.receipt()?;
+                            keys.push((c.key, (c.hash, c.instants, receipt)));
                         }
                     }
                 }
@@ -1279,11 +1280,11 @@ impl Ledger {
                 key: k.clone(),
                 hash: fp.hash,
                 instants: fp.instants.clone(),
-                receipt: receipt.clone(),
+                receipt: logrec::StoredReceipt::from(&receipt),
             };
             // The command's own instant, as its receipt states it: the record must not depend on
             // the clock of whoever wrote it (a replica rebuilding from the log gets these bytes).
-            let at = Instant::parse("at", &receipt.at).map_or(0, |i| i.0);
+            let at = Instant::from_datetime(receipt.at).map_or(0, |i| i.0);
             let (bytes, sum) = logrec::encode_command(&head, key, at, &rec);
             head = sum;
             last = key;

@@ -20,24 +20,62 @@
 //! }
 //! let snap = ledger.snapshot(w.parse().unwrap(), None).unwrap();
 //! let main = &snap.pockets[0];
-//! assert_eq!(wallet_ledger::model::format_units(main.figures.balance(), main.scale), "69.5");
+//! assert_eq!(main.figures.balance(), 6950);
 //! assert!(ledger.verify().unwrap().ok());
 //! ```
 
 pub mod command;
-pub mod domain;
-pub mod error;
+mod domain;
+mod error;
 pub mod json;
-pub mod ledger;
+mod ledger;
 pub mod limits;
-pub mod model;
+mod model;
 pub mod render;
-pub mod storage;
-pub mod verify;
+mod storage;
+mod verify;
 pub mod views;
 
-pub use command::{Command, Receipt, Request};
+pub use command::Lifecycle as LifecycleChange;
+pub use command::{
+    Activate, Capture, Command, Credit, DefineProgram, Expire, Hold, IssueCard, LinkPaymentMethod,
+    OpenWallet, PocketSpec, Receipt, Redeem, Refund, RegisterHolder, Release, Request,
+    ReverseCredit,
+};
 pub use error::{CommandError, Error, ErrorCode, OpenError, ReadError, StorageError};
 pub use ledger::{
-    Clock, CommitObserver, CommitStats, FixedClock, Ledger, Reader, SystemClock, WalletSnapshot,
+    Clock, CommitObserver, CommitStats, DEFAULT_MEMORY_BUDGET, FixedClock, HistoryEntry, Ledger,
+    LifecycleEntry, MAX_UNFLUSHED_EVENTS, OpenOptions, PocketSnapshot, Reader, SystemClock,
+    Unflushed, WalletSnapshot,
 };
+pub use model::{
+    Card, Figures, LifecycleAction, Order, PaymentMethod, PocketTemplate, Program, Status,
+};
+pub use verify::Report as VerifyReport;
+pub use views::UsageError;
+
+/// The crate's internals, for its own tests, benchmarks and fuzz targets: not part of the API,
+/// and free to change in any release.
+#[doc(hidden)]
+pub mod internals {
+    /// See `src/domain`.
+    pub mod domain {
+        pub use crate::domain::*;
+    }
+    /// See `src/storage`.
+    pub mod storage {
+        pub use crate::storage::*;
+    }
+    /// See `src/model.rs`.
+    pub mod model {
+        pub use crate::model::*;
+    }
+    /// See `src/verify.rs`.
+    pub mod verify {
+        pub use crate::verify::*;
+    }
+    /// See `src/ledger.rs`.
+    pub mod ledger {
+        pub use crate::ledger::*;
+    }
+}

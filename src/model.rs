@@ -61,6 +61,26 @@ impl fmt::Display for Instant {
     }
 }
 
+/// Serde for instants as the ledger prints them: RFC 3339 in UTC with `Z`, fractional seconds
+/// only as many as needed (`2026-01-01T00:00:00Z`, `…00:00:00.5Z`).
+pub mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes `t` as the ledger prints instants.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+
+    /// Parses an RFC 3339 instant with an offset.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Lot consumption order of a program (SPEC §4.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Encode, Decode)]
 pub enum Order {

@@ -11,7 +11,7 @@ mod common;
 use chrono::{DateTime, Duration, Utc};
 use common::*;
 use std::path::Path;
-use wallet_ledger::ledger::OpenOptions;
+use wallet_ledger::OpenOptions;
 use wallet_ledger::{FixedClock, Ledger};
 
 const H: &str = "37b08803-c1af-4e10-849f-530264bac7f8";

@@ -348,7 +348,7 @@ fn compaction_refuses_while_a_reader_is_open_and_changes_nothing() {
 #[test]
 fn compaction_rebuilds_every_table_of_the_file() {
     struct Names(Vec<String>);
-    impl wallet_ledger::storage::TableVisitor for Names {
+    impl wallet_ledger::internals::storage::TableVisitor for Names {
         fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
             &mut self,
             table: redb::TableDefinition<'static, K, V>,
@@ -358,7 +358,7 @@ fn compaction_rebuilds_every_table_of_the_file() {
         }
     }
     let mut listed = Names(Vec::new());
-    wallet_ledger::storage::for_each_table(&mut listed).unwrap();
+    wallet_ledger::internals::storage::for_each_table(&mut listed).unwrap();
     let mut listed = listed.0;
     listed.sort();
     let b = Mem::default();

@@ -20,7 +20,7 @@ use common::*;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
-use wallet_ledger::model::Figures;
+use wallet_ledger::internals::model::Figures;
 use wallet_ledger::{ErrorCode, FixedClock, Ledger, Receipt};
 
 /// The clock of every test here: after every explicit instant the scripts use.
@@ -399,7 +399,9 @@ fn concurrent_retries_of_one_key_execute_once() {
     let credited: Vec<String> = history
         .iter()
         .filter_map(|h| match &h.event {
-            wallet_ledger::domain::event::Event::Credited { id, .. } if id.starts_with("idem-") => {
+            wallet_ledger::internals::domain::event::Event::Credited { id, .. }
+                if id.starts_with("idem-") =>
+            {
                 Some(id.clone())
             }
             _ => None,

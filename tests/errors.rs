@@ -1828,7 +1828,7 @@ fn a_frozen_wallet_refuses_value_moves_and_accepts_the_rest() {
         r#"{"op":"close","at":"2026-01-04T00:00:00Z","wallet":"$W2"}"#,
     );
     let snap = l.snapshot(W2.parse().unwrap(), None).unwrap();
-    assert_eq!(snap.status, wallet_ledger::model::Status::Closed);
+    assert_eq!(snap.status, wallet_ledger::internals::model::Status::Closed);
     let actions: Vec<&str> = snap.lifecycle.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["create", "freeze", "delete"]);
 }

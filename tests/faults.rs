@@ -229,7 +229,7 @@ const MAX_W: u64 = 2;
 /// Opens a ledger over `b` that flushes its in-memory layer after every 5 events: the workloads'
 /// faults and power-loss images then fall in flushes as well as in log commits.
 fn open_over(b: FaultBackend) -> Result<Ledger, OpenError> {
-    wallet_ledger::ledger::OpenOptions::new()
+    wallet_ledger::OpenOptions::new()
         .clock(Box::new(FixedClock(far_future())))
         .max_unflushed_events(5)
         .open_backend(b)
@@ -549,13 +549,13 @@ impl Compactable {
             .unwrap();
         let t = db.begin_read().unwrap();
         let rows = t
-            .open_table(wallet_ledger::storage::ROWS)
+            .open_table(wallet_ledger::internals::storage::ROWS)
             .unwrap_or_else(|e| panic!("the image lost wallet_rows: {e}"));
         let wallets = t
-            .open_table(wallet_ledger::storage::WALLETS)
+            .open_table(wallet_ledger::internals::storage::WALLETS)
             .unwrap_or_else(|e| panic!("the image lost wallets: {e}"));
         let log = t
-            .open_table(wallet_ledger::storage::LOG)
+            .open_table(wallet_ledger::internals::storage::LOG)
             .unwrap_or_else(|e| panic!("the image lost the log: {e}"));
         rows.stats().unwrap().leaf_pages()
             + wallets.stats().unwrap().leaf_pages()

@@ -21,10 +21,10 @@ mod common;
 use common::*;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use wallet_ledger::domain::event::{Event, OpenedPocket};
-use wallet_ledger::model::*;
-use wallet_ledger::storage::codec;
-use wallet_ledger::storage::log::{self as logrec, Body, LogKey};
+use wallet_ledger::internals::domain::event::{Event, OpenedPocket};
+use wallet_ledger::internals::model::*;
+use wallet_ledger::internals::storage::codec;
+use wallet_ledger::internals::storage::log::{self as logrec, Body, LogKey};
 use wallet_ledger::{FixedClock, Ledger};
 
 fn fixture(name: &str) -> PathBuf {
@@ -508,7 +508,9 @@ fn the_v1_ledger_file_opens_verifies_and_shows_the_same_figures() {
 fn log_of(path: &std::path::Path) -> Vec<(LogKey, Vec<u8>)> {
     let db = redb::Database::open(path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    let t = txn.open_table(wallet_ledger::storage::LOG).unwrap();
+    let t = txn
+        .open_table(wallet_ledger::internals::storage::LOG)
+        .unwrap();
     redb::ReadableTable::iter(&t)
         .unwrap()
         .map(|r| {
@@ -705,7 +707,10 @@ fn write_format_2(
     path: &std::path::Path,
 ) {
     let r = src.reader().unwrap();
-    let mut streams: Vec<(u64, Vec<(u64, wallet_ledger::ledger::StoredEvent)>)> = Vec::new();
+    let mut streams: Vec<(
+        u64,
+        Vec<(u64, wallet_ledger::internals::ledger::StoredEvent)>,
+    )> = Vec::new();
     for s in 0..=max_w {
         streams.push((s, r.events(s).unwrap()));
     }
@@ -744,7 +749,7 @@ fn write_format_2(
             let mut v = Sha256::digest(wallet_ledger::json::canonical(&req).as_bytes()).to_vec();
             v.extend(codec::encode(&(
                 wallet_ledger::json::instants(&req),
-                receipt.clone(),
+                wallet_ledger::internals::storage::log::StoredReceipt::from(receipt),
             )));
             idem.insert(req.key.as_deref().unwrap(), &v[..]).unwrap();
         }

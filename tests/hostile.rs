@@ -12,15 +12,16 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use wallet_ledger::domain::event::Event;
-use wallet_ledger::domain::state::{
+use wallet_ledger::internals::domain::event::Event;
+use wallet_ledger::internals::domain::state::{
     HoldRec, LedgerState, LifecycleRec, Lot, RedemptionRec, WalletState,
 };
+use wallet_ledger::internals::model::{Holder, Program};
+use wallet_ledger::internals::storage::codec;
+use wallet_ledger::internals::storage::log::StoredReceipt;
 use wallet_ledger::json::parse_line;
 use wallet_ledger::limits::*;
-use wallet_ledger::model::{Holder, Program};
-use wallet_ledger::storage::codec;
-use wallet_ledger::{ErrorCode, Ledger, Receipt};
+use wallet_ledger::{ErrorCode, Ledger};
 
 // ---- a tracking allocator: the largest single allocation made on this thread -----------------
 
@@ -106,7 +107,7 @@ fn decode_all(bytes: &[u8]) {
         LifecycleRec,
         Program,
         Holder,
-        Receipt,
+        StoredReceipt,
         Event,
         String,
         Vec<u8>
@@ -121,7 +122,7 @@ fn decode_all(bytes: &[u8]) {
 
 /// A sample of real event records (every variant), to mutate.
 fn sample_records() -> Vec<Vec<u8>> {
-    use wallet_ledger::model::*;
+    use wallet_ledger::internals::model::*;
     let evs = [
         Event::ProgramDefined(Program {
             program: 7,

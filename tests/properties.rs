@@ -30,11 +30,11 @@ use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::fmt;
 use uuid::Uuid;
+use wallet_ledger::HistoryEntry;
 use wallet_ledger::command::*;
-use wallet_ledger::domain::event::Event;
-use wallet_ledger::ledger::HistoryEntry;
+use wallet_ledger::internals::domain::event::Event;
+use wallet_ledger::internals::model::{Figures, Order, Status};
 use wallet_ledger::limits::MAX_UNITS;
-use wallet_ledger::model::{Figures, Order, Status};
 use wallet_ledger::{CommandError, ErrorCode, FixedClock, Ledger, ReadError, WalletSnapshot};
 
 // ---- the fixed starting ledger -------------------------------------------------------------
@@ -645,7 +645,7 @@ fn command(op: &Op, at: DateTime<Utc>, ctx: &Ctx) -> Command {
         }),
         Op::Link(w) => Command::LinkPaymentMethod(LinkPaymentMethod {
             wallet: WALLETS[w],
-            method: wallet_ledger::model::PaymentMethod {
+            method: wallet_ledger::internals::model::PaymentMethod {
                 account_name: "Alice".into(),
                 account_number: "0123456789".into(),
                 account_type: "savings".into(),
@@ -723,7 +723,7 @@ struct Outcome {
 fn new_ledger() -> Ledger {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let o = wallet_ledger::ledger::OpenOptions::new().clock(Box::new(FixedClock(t0())));
+    let o = wallet_ledger::OpenOptions::new().clock(Box::new(FixedClock(t0())));
     let o = if n.is_multiple_of(2) {
         o.max_unflushed_events(7)
     } else {
@@ -852,7 +852,7 @@ impl Harness {
         let Some(w) = r
             .wallet
             .as_ref()
-            .and_then(|id| WALLETS.iter().position(|x| x.to_string() == *id))
+            .and_then(|id| WALLETS.iter().position(|x| x == id))
         else {
             return;
         };
@@ -1187,7 +1187,7 @@ proptest! {
                         .map(|(_, (a, _))| *a)
                         .sum();
                     prop_assert_eq!(
-                        wallet_ledger::ledger::decimal(p.figures.on_hold, p.scale), open,
+                        wallet_ledger::internals::ledger::decimal(p.figures.on_hold, p.scale), open,
                         "wallet {} pocket {}", w, p.pocket
                     );
                 }

@@ -3,8 +3,8 @@
 //! command, and the ledger still verifies. (Speed is measured in benches/, not asserted here.)
 
 use wallet_ledger::command::{Command, Credit, Redeem, Refund, Request};
-use wallet_ledger::domain::event::Event;
-use wallet_ledger::storage::codec::encode_event;
+use wallet_ledger::internals::domain::event::Event;
+use wallet_ledger::internals::storage::codec::encode_event;
 use wallet_ledger::{FixedClock, Ledger};
 
 const W: &str = "550e8400-e29b-41d4-a716-446655440000";
@@ -67,7 +67,7 @@ fn one_command_redeems_and_refunds_100k_lots_with_bounded_records() {
     let h = l.history(wallet).unwrap();
     let last = h.last().unwrap();
     assert!(matches!(last.event, Event::Redeemed { .. }));
-    let delta = Some(wallet_ledger::domain::state::Delta {
+    let delta = Some(wallet_ledger::internals::domain::state::Delta {
         pocket: 0,
         redeemed: LOTS as i128,
         ..Default::default()

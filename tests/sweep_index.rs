@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::Path;
-use wallet_ledger::ledger::OpenOptions;
+use wallet_ledger::OpenOptions;
 use wallet_ledger::{FixedClock, Ledger};
 
 const NEXT_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("next_due");

@@ -15,8 +15,8 @@ use common::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use wallet_ledger::domain::event::Event;
-use wallet_ledger::storage::log::{self as logrec, Body, LogKey, Record};
+use wallet_ledger::internals::domain::event::Event;
+use wallet_ledger::internals::storage::log::{self as logrec, Body, LogKey, Record};
 use wallet_ledger::{ErrorCode, FixedClock, Ledger};
 
 const LOG: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("log");
@@ -378,7 +378,7 @@ fn an_appended_record_is_replayed_if_it_fits_and_refused_if_it_does_not() {
         activates_at: r.at,
         expires_at: None,
     };
-    let delta = Some(wallet_ledger::domain::state::Delta {
+    let delta = Some(wallet_ledger::internals::domain::state::Delta {
         pocket: 0,
         credited: units as i128,
         ..Default::default()
@@ -402,12 +402,14 @@ fn an_altered_projection_row_is_reported() {
         let db = Database::open(&b.path).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let mut t = txn.open_table(wallet_ledger::storage::WALLETS).unwrap();
+            let mut t = txn
+                .open_table(wallet_ledger::internals::storage::WALLETS)
+                .unwrap();
             let (k, mut row) = {
                 let first = t.first().unwrap().unwrap();
                 (
                     first.0.value(),
-                    wallet_ledger::storage::WalletRow::decode(first.1.value()).unwrap(),
+                    wallet_ledger::internals::storage::WalletRow::decode(first.1.value()).unwrap(),
                 )
             };
             row.ws.pockets[0].figures.credited += 1;
@@ -424,12 +426,15 @@ fn an_altered_projection_row_is_reported() {
 fn a_misleading_name_row_is_reported() {
     let b = base();
     let w = 1u64;
-    let key =
-        wallet_ledger::storage::name_key(w, wallet_ledger::domain::state::NameKind::Lot, "forged");
+    let key = wallet_ledger::internals::storage::name_key(
+        w,
+        wallet_ledger::internals::domain::state::NameKind::Lot,
+        "forged",
+    );
     {
         let db = Database::open(&b.path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(wallet_ledger::storage::ROWS)
+        txn.open_table(wallet_ledger::internals::storage::ROWS)
             .unwrap()
             .insert(&key[..], &1u32.to_be_bytes()[..])
             .unwrap();

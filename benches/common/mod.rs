@@ -1030,7 +1030,7 @@ pub fn aged_fixture(size: &Size) -> AgedFixture {
 pub fn aged_fixture_at(wallets: u32, age: u64) -> AgedFixture {
     let dir = fixtures_dir().join(format!(
         "aged-w{wallets}-k{age}-v{FIXTURE_VERSION}-f{}",
-        wallet_ledger::storage::FORMAT_VERSION
+        wallet_ledger::internals::storage::FORMAT_VERSION
     ));
     if dir.join("done").exists() {
         let f = AgedFixture { dir: dir.clone() };
@@ -1178,7 +1178,7 @@ pub fn read_fixture(size: &Size) -> ReadFixture {
         size.wallets,
         size.big_events,
         size.small_cmds,
-        wallet_ledger::storage::FORMAT_VERSION
+        wallet_ledger::internals::storage::FORMAT_VERSION
     ));
     if let Ok(text) = std::fs::read_to_string(dir.join("meta.json"))
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
@@ -1304,7 +1304,9 @@ fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
     let src = redb::Database::open(ours).expect("open ours");
     let dst_db = redb::Database::create(raw).expect("raw log");
     let rt = src.begin_read().unwrap();
-    let log = rt.open_table(wallet_ledger::storage::LOG).unwrap();
+    let log = rt
+        .open_table(wallet_ledger::internals::storage::LOG)
+        .unwrap();
     let mut n = 0u64;
     let mut it = log
         .iter()
@@ -1344,7 +1346,7 @@ fn copy_log(ours: &Path, raw: &Path) -> (u64, u64) {
 pub fn table_stats(path: &Path) -> Vec<(String, u64, u64, u64, u64)> {
     use redb::TableHandle;
     struct Stats(redb::ReadTransaction, Vec<(String, u64, u64, u64, u64)>);
-    impl wallet_ledger::storage::TableVisitor for Stats {
+    impl wallet_ledger::internals::storage::TableVisitor for Stats {
         fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
             &mut self,
             table: redb::TableDefinition<'static, K, V>,
@@ -1363,7 +1365,7 @@ pub fn table_stats(path: &Path) -> Vec<(String, u64, u64, u64, u64)> {
     }
     let db = redb::Database::open(path).expect("open");
     let mut stats = Stats(db.begin_read().unwrap(), Vec::new());
-    wallet_ledger::storage::for_each_table(&mut stats).unwrap();
+    wallet_ledger::internals::storage::for_each_table(&mut stats).unwrap();
     stats.1
 }
 

@@ -4,12 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wallet_ledger::domain::event::Event;
-use wallet_ledger::domain::state::{
+use wallet_ledger::internals::domain::event::Event;
+use wallet_ledger::internals::domain::state::{
     HoldRec, LedgerState, LifecycleRec, Lot, RedemptionRec, WalletState,
 };
-use wallet_ledger::model::{Holder, Program};
-use wallet_ledger::storage::codec;
+use wallet_ledger::internals::model::{Holder, Program};
+use wallet_ledger::internals::storage::codec;
 
 fuzz_target!(|data: &[u8]| {
     let _ = codec::decode_event("fuzz", data);

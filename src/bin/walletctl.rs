@@ -113,7 +113,7 @@ fn main() -> ExitCode {
     if let Err(code) = check {
         return code;
     }
-    let mut options = wallet_ledger::ledger::OpenOptions::new();
+    let mut options = wallet_ledger::OpenOptions::new();
     if let Some(n) = flush_every {
         options = options.max_unflushed_events(n);
     }

@@ -427,7 +427,7 @@ pub fn decide(
 ) -> Result<Decision, CommandError> {
     let mut receipt = Receipt {
         op: cmd.op().to_string(),
-        at: Instant(at).rfc3339(),
+        at: Instant(at).to_datetime(),
         ..Receipt::default()
     };
     // Ledger-stream commands first: they have no wallet.
@@ -489,7 +489,7 @@ pub fn decide(
                     format!("email {} belongs to another holder", quoted(e)),
                 );
             }
-            receipt.holder = Some(id.to_string());
+            receipt.holder = Some(id);
             return Ok(Decision {
                 stream: LEDGER_STREAM,
                 events: vec![Event::HolderRegistered(Holder {
@@ -540,7 +540,7 @@ pub fn decide(
                     uuid: derive_uuid(&[b"pocket", &wb, &(i as u32).to_be_bytes()]),
                 })
                 .collect();
-            receipt.wallet = Some(id.to_string());
+            receipt.wallet = Some(id);
             return Ok(Decision {
                 stream: number,
                 events: vec![Event::WalletOpened {
@@ -572,7 +572,7 @@ pub fn decide(
         .expect("every remaining command names a wallet");
     let w = find_wallet(tx, wid)?;
     let ws = tx.wallet_req(w)?;
-    receipt.wallet = Some(wid.to_string());
+    receipt.wallet = Some(wid);
 
     // Step 4: not backdated.
     if at < ws.updated_at {

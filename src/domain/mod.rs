@@ -98,7 +98,7 @@ fn execute_inner(
                 first,
                 Receipt {
                     op: "batch".into(),
-                    at: crate::model::Instant(at).rfc3339(),
+                    at: crate::model::Instant(at).to_datetime(),
                     ..Receipt::default()
                 },
             );
@@ -163,7 +163,7 @@ fn sweep(tx: &mut Tx, at: i64, first: usize) -> Result<Receipt, CommandError> {
         first,
         Receipt {
             op: "sweep".into(),
-            at: crate::model::Instant(at).rfc3339(),
+            at: crate::model::Instant(at).to_datetime(),
             ..Receipt::default()
         },
     ))

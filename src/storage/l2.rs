@@ -53,8 +53,9 @@ pub fn decode_idem(key: &str, v: &[u8]) -> R<IdemRecord> {
     }
     let mut hash = [0u8; 32];
     hash.copy_from_slice(&v[..32]);
-    let (instants, receipt) = decode("idempotency record", &v[32..])?;
-    Ok((hash, instants, receipt))
+    let (instants, receipt): (Vec<Option<i64>>, super::log::StoredReceipt) =
+        decode("idempotency record", &v[32..])?;
+    Ok((hash, instants, receipt.receipt()?))
 }
 
 pub fn encode_idem(
@@ -63,7 +64,10 @@ pub fn encode_idem(
     receipt: &crate::command::Receipt,
 ) -> Vec<u8> {
     let mut v = hash.to_vec();
-    v.extend_from_slice(&encode(&(instants.to_vec(), receipt.clone())));
+    v.extend_from_slice(&encode(&(
+        instants.to_vec(),
+        super::log::StoredReceipt::from(receipt),
+    )));
     v
 }
 

@@ -126,7 +126,87 @@ pub struct CommandRecord {
     pub hash: [u8; 32],
     /// The instants as submitted (`None`: left to the clock).
     pub instants: Vec<Option<i64>>,
-    pub receipt: Receipt,
+    pub receipt: StoredReceipt,
+}
+
+/// A receipt as records store it: ids and the instant as text, so that the record's bytes do
+/// not depend on how the public [`Receipt`] type is spelled.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Encode, Decode)]
+pub struct StoredReceipt {
+    pub op: String,
+    pub program: Option<u64>,
+    pub holder: Option<String>,
+    pub wallet: Option<String>,
+    pub pocket: Option<String>,
+    pub lot: Option<String>,
+    pub hold: Option<String>,
+    pub redemption: Option<String>,
+    pub card: Option<String>,
+    pub at: String,
+    pub first_position: Option<u64>,
+    pub last_position: Option<u64>,
+    pub events: u64,
+    pub commands: Vec<StoredReceipt>,
+    pub replayed: bool,
+}
+
+impl From<&Receipt> for StoredReceipt {
+    fn from(r: &Receipt) -> StoredReceipt {
+        StoredReceipt {
+            op: r.op.clone(),
+            program: r.program,
+            holder: r.holder.map(|u| u.to_string()),
+            wallet: r.wallet.map(|u| u.to_string()),
+            pocket: r.pocket.clone(),
+            lot: r.lot.clone(),
+            hold: r.hold.clone(),
+            redemption: r.redemption.clone(),
+            card: r.card.clone(),
+            at: r.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            first_position: r.first_position,
+            last_position: r.last_position,
+            events: r.events,
+            commands: r.commands.iter().map(StoredReceipt::from).collect(),
+            replayed: r.replayed,
+        }
+    }
+}
+
+impl StoredReceipt {
+    /// The receipt it stores; `Err` names a field a damaged record got wrong.
+    pub fn receipt(&self) -> Result<Receipt, StorageError> {
+        let uuid = |what: &str, v: &Option<String>| -> Result<Option<uuid::Uuid>, StorageError> {
+            v.as_deref()
+                .map(|s| {
+                    uuid::Uuid::parse_str(s)
+                        .map_err(|_| StorageError(format!("a stored receipt's {what} {s:?}")))
+                })
+                .transpose()
+        };
+        Ok(Receipt {
+            op: self.op.clone(),
+            program: self.program,
+            holder: uuid("holder", &self.holder)?,
+            wallet: uuid("wallet", &self.wallet)?,
+            pocket: self.pocket.clone(),
+            lot: self.lot.clone(),
+            hold: self.hold.clone(),
+            redemption: self.redemption.clone(),
+            card: self.card.clone(),
+            at: chrono::DateTime::parse_from_rfc3339(&self.at)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| StorageError(format!("a stored receipt's instant {:?}", self.at)))?,
+            first_position: self.first_position,
+            last_position: self.last_position,
+            events: self.events,
+            commands: self
+                .commands
+                .iter()
+                .map(StoredReceipt::receipt)
+                .collect::<Result<_, _>>()?,
+            replayed: self.replayed,
+        })
+    }
 }
 
 /// A record's body, decoded.
@@ -485,14 +565,14 @@ pub fn peek_event(key: LogKey, bytes: &[u8]) -> Result<Peek, StorageError> {
 mod tests {
     use super::*;
 
-    fn receipt() -> Receipt {
-        Receipt {
+    fn receipt() -> StoredReceipt {
+        StoredReceipt {
             op: "credit".into(),
             at: "2026-01-01T00:00:00Z".into(),
             events: 1,
             first_position: Some(4),
             last_position: Some(4),
-            ..Receipt::default()
+            ..StoredReceipt::default()
         }
     }
 
@@ -630,7 +710,7 @@ mod pinned {
             key: "order-7".into(),
             hash: [0xab; 32],
             instants: vec![Some(1_767_225_600_000_000_000), None],
-            receipt: Receipt {
+            receipt: StoredReceipt {
                 op: "credit".into(),
                 wallet: Some("550e8400-e29b-41d4-a716-446655440000".into()),
                 lot: Some("L1".into()),
@@ -638,7 +718,7 @@ mod pinned {
                 first_position: Some(4),
                 last_position: Some(4),
                 events: 1,
-                ..Receipt::default()
+                ..StoredReceipt::default()
             },
         };
         let (b, sum) = encode_command(

@@ -261,7 +261,7 @@ pub fn v2_to_v3(old: &ReadTransaction, new: &WriteTransaction) -> Result<u64, St
                     key: key.clone(),
                     hash,
                     instants,
-                    receipt,
+                    receipt: super::log::StoredReceipt::from(&receipt),
                 };
                 let (bytes, sum) = encode_command(head, k, 0, &rec);
                 at.insert_before(k.tuple(), &bytes[..])

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 use wallet_ledger::ErrorCode;
 use wallet_ledger::command::{Command, Receipt, Request};
-use wallet_ledger::model::{Order, Status};
+use wallet_ledger::internals::model::{Order, Status};
 
 /// Nanoseconds since the epoch, like the ledger's instants.
 pub type Time = i64;
