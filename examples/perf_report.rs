@@ -784,11 +784,11 @@ fn replay_as_of(size: &Size, e: Engines) -> Row {
         let reader = o.ledger.reader().expect("reader");
         let t = Instant::now();
         let full = reader
-            .snapshot_replayed(1, datetime_ns(f.t_mid))
+            .snapshot_replayed(wallet_uuid(f.big), datetime_ns(f.t_mid))
             .expect("replay");
         let d = t.elapsed();
         assert_eq!(
-            full.pockets[0].figures.credited as i64,
+            full.pockets[0].units().credited as i64,
             expect.map_or(0, |x| x.credited)
         );
         eprintln!(

@@ -29,10 +29,12 @@ pub struct Request {
     pub at: Option<DateTime<Utc>>,
     /// Idempotency key (≤ 128 bytes). Not allowed on commands inside a batch.
     pub key: Option<String>,
+    /// What to do.
     pub command: Command,
 }
 
 impl Request {
+    /// `command`, taking effect at the ledger's clock, without a key.
     pub fn new(command: Command) -> Request {
         Request {
             at: None,
@@ -40,36 +42,62 @@ impl Request {
             command,
         }
     }
+    /// Takes effect at `at` instead of the ledger's clock (SPEC §4: not before the wallet's
+    /// last event).
     pub fn at(mut self, at: DateTime<Utc>) -> Request {
         self.at = Some(at);
         self
     }
+    /// With an idempotency key: a retry with the same key and command answers the stored
+    /// receipt (`replayed: true`) instead of running again; the same key with a different
+    /// command is `idempotency_conflict`.
     pub fn key(mut self, key: impl Into<String>) -> Request {
         self.key = Some(key.into());
         self
     }
 }
 
+/// Every command of SPEC §3. Each typed struct converts into one with `.into()`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
+    /// Defines a program: its unit, consumption order and pockets.
     DefineProgram(DefineProgram),
+    /// Registers a holder.
     RegisterHolder(RegisterHolder),
+    /// Opens a wallet for a holder under a program.
     OpenWallet(OpenWallet),
+    /// Credits a new lot, active now or promised until `activates_at`.
     Credit(Credit),
+    /// Activates a promised lot early.
     Activate(Activate),
+    /// Takes back a lot's promised or unspent value.
     ReverseCredit(ReverseCredit),
+    /// Spends available value, consuming lots in the program's order.
     Redeem(Redeem),
+    /// Gives back (part of) a redemption.
     Refund(Refund),
+    /// Forfeits available value.
     Expire(Expire),
+    /// Reserves available value.
     Hold(Hold),
+    /// Turns (part of) a hold into a redemption and releases the rest.
     Capture(Capture),
+    /// Ends a hold, giving its value back.
     Release(Release),
+    /// `active` → `frozen`.
     Freeze(Lifecycle),
+    /// `frozen` → `active`.
     Unfreeze(Lifecycle),
+    /// Closes an empty wallet for good.
     Close(Lifecycle),
+    /// Links a bank account to a wallet.
     LinkPaymentMethod(LinkPaymentMethod),
+    /// Issues a card on a wallet.
     IssueCard(IssueCard),
+    /// Records every transition due by `at` (lots activating or expiring, holds expiring).
+    /// Reads derive them anyway; a sweep only makes them events.
     Sweep,
+    /// Several commands applied all or nothing, in one transaction.
     Batch(Vec<Request>),
 }
 
@@ -120,109 +148,205 @@ impl Command {
     }
 }
 
+/// Typed commands convert into a [`Command`] and into a [`Request`] taking effect now, so
+/// `ledger.execute(&Credit { .. }.into())` needs no wrapping.
+macro_rules! into_command {
+    ($($t:ident),*) => {$(
+        impl From<$t> for Command {
+            fn from(c: $t) -> Command {
+                Command::$t(c)
+            }
+        }
+        impl From<$t> for Request {
+            fn from(c: $t) -> Request {
+                Request::new(Command::$t(c))
+            }
+        }
+    )*};
+}
+into_command!(
+    DefineProgram,
+    RegisterHolder,
+    OpenWallet,
+    Credit,
+    Activate,
+    ReverseCredit,
+    Redeem,
+    Refund,
+    Expire,
+    Hold,
+    Capture,
+    Release,
+    LinkPaymentMethod,
+    IssueCard
+);
+
+impl From<Command> for Request {
+    fn from(c: Command) -> Request {
+        Request::new(c)
+    }
+}
+
+/// One pocket of a program being defined.
 #[derive(Clone, Debug, PartialEq, Default, Encode, Decode)]
 pub struct PocketSpec {
+    /// Its key within the program (`"main"`); commands name it in `pocket`.
     pub pocket: String,
+    /// Display name.
     pub name: String,
+    /// Kind, free text the vendor views print (`"CASH"`, `"POINTS"`).
     pub kind: String,
+    /// The asset amounts are in (`"USD"`, `"BTC"`).
     pub asset: String,
+    /// Decimal places amounts may have, at most [`crate::limits::MAX_SCALE`].
     pub scale: u32,
 }
 
+/// `define_program`: a program is the template wallets are opened from.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct DefineProgram {
+    /// The program's id, chosen by the application.
     pub program: u64,
+    /// Display name.
     pub name: String,
+    /// The unit's name (CleverTap prints it as the points' name).
     pub unit: String,
+    /// The order lots are consumed in (SPEC §4.3).
     pub order: Order,
+    /// Its pockets; the first is the default for commands that name none.
     pub pockets: Vec<PocketSpec>,
 }
 
+/// `register_holder`: the owner of wallets.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct RegisterHolder {
     /// Generated (v4) when absent.
     pub holder: Option<Uuid>,
+    /// The application's identity for the holder, unique across holders.
     pub identity: Option<String>,
+    /// Email, unique across holders compared case-insensitively.
     pub email: Option<String>,
 }
 
+/// `open_wallet`: a wallet for a holder, with the program's pockets, all zero.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct OpenWallet {
     /// Generated (v7) when absent.
     pub wallet: Option<Uuid>,
+    /// The holder who owns it.
     pub holder: Uuid,
+    /// The program it is opened under.
     pub program: u64,
+    /// Display name.
     pub name: Option<String>,
+    /// The application's own id for it, unique across wallets.
     pub external_id: Option<String>,
 }
 
+/// `credit`: a new lot of value, active from `activates_at` (default: now) until `expires_at`
+/// (default: never). A lot that activates later is **promised** until then.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Credit {
+    /// The wallet credited.
     pub wallet: Uuid,
+    /// Default: the program's first pocket.
     pub pocket: Option<String>,
+    /// A positive amount with at most the pocket's scale in decimal places.
     pub amount: Decimal,
     /// Assigned (`lot-N`) when absent.
     pub lot: Option<String>,
+    /// When the lot becomes active; after `at` it is promised until then.
     pub activates_at: Option<DateTime<Utc>>,
+    /// When what is left of the lot expires; must be after both `at` and `activates_at`.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// `activate`: a promised lot becomes active now.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Activate {
+    /// The wallet.
     pub wallet: Uuid,
+    /// Default: the program's first pocket.
     pub pocket: Option<String>,
+    /// The promised lot.
     pub lot: String,
 }
 
+/// `reverse_credit`: takes back (part of) a lot's free value, promised or active.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ReverseCredit {
+    /// The wallet.
     pub wallet: Uuid,
+    /// Default: the program's first pocket.
     pub pocket: Option<String>,
+    /// The lot.
     pub lot: String,
     /// Default: all of the lot's free value.
     pub amount: Option<Decimal>,
 }
 
+/// `redeem`: spends available value, taking it from lots in the program's order.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Redeem {
+    /// The wallet.
     pub wallet: Uuid,
+    /// Default: the program's first pocket.
     pub pocket: Option<String>,
+    /// At most the pocket's available figure.
     pub amount: Decimal,
     /// Assigned (`redemption-N`) when absent.
     pub redemption: Option<String>,
 }
 
+/// `refund`: gives back (part of) a redemption to the lots it came from, last consumed first;
+/// value whose lot has expired by then expires at once instead.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Refund {
+    /// The wallet.
     pub wallet: Uuid,
+    /// Default: the program's first pocket.
     pub pocket: Option<String>,
+    /// The redemption (or captured hold) refunded.
     pub redemption: String,
     /// Default: everything not yet refunded.
     pub amount: Option<Decimal>,
 }
 
+/// `expire`: forfeits available value now, in consumption order.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Expire {
+    /// The wallet.
     pub wallet: Uuid,
+    /// Default: the program's first pocket.
     pub pocket: Option<String>,
     /// Default: all available.
     pub amount: Option<Decimal>,
 }
 
+/// `hold`: reserves available value until captured, released or `expires_at`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Hold {
+    /// The wallet.
     pub wallet: Uuid,
+    /// Default: the program's first pocket.
     pub pocket: Option<String>,
+    /// At most the pocket's available figure.
     pub amount: Decimal,
     /// Assigned (`hold-N`) when absent.
     pub hold: Option<String>,
+    /// When the hold releases itself if still open (default: never).
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// `capture`: turns (part of) an open hold into a redemption. **The rest of the hold is
+/// released**: a hold is captured at most once.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Capture {
+    /// The wallet.
     pub wallet: Uuid,
+    /// Default: the program's first pocket.
     pub pocket: Option<String>,
+    /// The open hold.
     pub hold: String,
     /// Default: the whole hold.
     pub amount: Option<Decimal>,
@@ -230,34 +354,49 @@ pub struct Capture {
     pub redemption: Option<String>,
 }
 
+/// `release`: ends an open hold, giving its value back.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Release {
+    /// The wallet.
     pub wallet: Uuid,
+    /// Default: the program's first pocket.
     pub pocket: Option<String>,
+    /// The open hold.
     pub hold: String,
 }
 
-/// `freeze`, `unfreeze` and `close`.
+/// `freeze`, `unfreeze` and `close` (as [`Command::Freeze`], [`Command::Unfreeze`],
+/// [`Command::Close`]).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Lifecycle {
+    /// The wallet.
     pub wallet: Uuid,
+    /// Why, kept with the lifecycle event (Juicyway prints it).
     pub reason: Option<String>,
 }
 
+/// `link_payment_method`: a bank account for the wallet (Juicyway `payment_methods`).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct LinkPaymentMethod {
+    /// The wallet.
     pub wallet: Uuid,
+    /// The account.
     pub method: PaymentMethodSpec,
 }
 
 /// The payment method as submitted.
 pub type PaymentMethodSpec = PaymentMethod;
 
+/// `issue_card`: a card on the wallet (Cashfree finds wallets by card).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct IssueCard {
+    /// The wallet.
     pub wallet: Uuid,
+    /// The card's id, unique across the ledger.
     pub card: String,
+    /// The masked card number as printed.
     pub masked_pan: Option<String>,
+    /// The card's status as printed.
     pub status: Option<String>,
 }
 

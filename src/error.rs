@@ -9,38 +9,71 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
+    /// Malformed line, unknown op, missing or mistyped field, bad id, oversize input.
     InvalidCommand,
+    /// An amount that is not a positive decimal in plain notation.
     InvalidAmount,
+    /// An amount with more decimal places than the pocket's scale.
     ScaleExceeded,
+    /// A figure would exceed the unit limit ([`crate::limits::MAX_UNITS`]).
     AmountOverflow,
+    /// A time that is not RFC 3339 with an offset, outside 1677..2262, or out of order with the command's other times.
     InvalidTime,
+    /// `at` is before the wallet's (or the ledger's) last event.
     Backdated,
+    /// No program has that id.
     UnknownProgram,
+    /// A program with that id is already defined.
     DuplicateProgram,
+    /// No holder has that id.
     UnknownHolder,
+    /// A holder with that id is already registered.
     DuplicateHolder,
+    /// Another holder has that identity or email.
     IdentityTaken,
+    /// No wallet has that id (or it did not exist yet at the instant read).
     UnknownWallet,
+    /// A wallet with that id is already open.
     DuplicateWallet,
+    /// Another wallet has that external id.
     ExternalIdTaken,
+    /// The wallet's program has no pocket with that key.
     UnknownPocket,
+    /// The pocket has no lot with that id.
     UnknownLot,
+    /// The pocket already has a lot with that id.
     DuplicateLot,
+    /// `activate` on a lot that is not promised at `at`.
     LotNotPromised,
+    /// The pocket has no redemption with that id.
     UnknownRedemption,
+    /// The pocket already has a redemption with that id.
     DuplicateRedemption,
+    /// A refund larger than what is left of the redemption.
     RefundExceedsRedemption,
+    /// The pocket has no hold with that id.
     UnknownHold,
+    /// The pocket already has a hold with that id.
     DuplicateHold,
+    /// The hold was already captured, released or expired at `at`.
     HoldClosed,
+    /// A capture larger than the hold.
     CaptureExceedsHold,
+    /// More than is available (or nothing left to reverse, expire or refund).
     InsufficientFunds,
+    /// The wallet is frozen.
     WalletFrozen,
+    /// The wallet is closed.
     WalletClosed,
+    /// `close` on a wallet with a balance, promised value or open holds.
     WalletNotEmpty,
+    /// A lifecycle change not allowed from the current status.
     InvalidTransition,
+    /// A card with that id is already issued.
     DuplicateCard,
+    /// The idempotency key was used for a different command.
     IdempotencyConflict,
+    /// I/O failure or corruption; the message says which.
     Storage,
 }
 
@@ -142,6 +175,7 @@ pub struct CommandError {
 }
 
 impl CommandError {
+    /// An error with `code` and `message` (no batch index).
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         CommandError {
             code,
@@ -168,7 +202,10 @@ pub(crate) fn fail<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, 
 /// `storage`) when a command meets it, and returned directly by reads.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("storage: {0}")]
-pub struct StorageError(pub String);
+pub struct StorageError(
+    /// What failed, and where.
+    pub String,
+);
 
 impl From<StorageError> for CommandError {
     fn from(e: StorageError) -> Self {
@@ -211,7 +248,12 @@ pub enum OpenError {
     #[error(
         "ledger file has format version {found}, this build reads version {supported}: upgrade wallet-ledger"
     )]
-    UnsupportedSchema { found: u32, supported: u32 },
+    UnsupportedSchema {
+        /// The file's format version.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
 }
 
 /// Why a read (figures, snapshot, history) failed.
@@ -240,16 +282,64 @@ impl ReadError {
     }
 }
 
-/// The umbrella error: every operation's error converts into it.
+/// The umbrella error: every operation's error converts into it, so an application can `?`
+/// everything into one type and match on [`Error::code`].
+///
+/// ```
+/// use wallet_ledger::{Error, ErrorCode, FixedClock, Ledger};
+///
+/// fn figures_of_nobody(ledger: &Ledger) -> Result<(), Error> {
+///     ledger.snapshot(uuid::Uuid::nil(), None)?;
+///     Ok(())
+/// }
+///
+/// let ledger = Ledger::in_memory(Box::new(FixedClock("2026-01-01T00:00:00Z".parse().unwrap()))).unwrap();
+/// let e = figures_of_nobody(&ledger).unwrap_err();
+/// assert_eq!(e.code(), ErrorCode::UnknownWallet);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Opening the ledger file failed.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// A command was refused; nothing was written.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// A read failed.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// A vendor view could not answer the request at all.
+    #[error(transparent)]
+    Usage(#[from] crate::views::UsageError),
+    /// I/O failure or corruption.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl Error {
+    /// The SPEC §7 code for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Open(e) => e.code(),
+            Error::Command(e) => e.code,
+            Error::Read(e) => e.code(),
+            Error::Usage(e) => e.code(),
+            Error::Storage(e) => e.code(),
+        }
+    }
+}
+
+impl StorageError {
+    /// Always [`ErrorCode::Storage`].
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::Storage
+    }
+}
+
+impl OpenError {
+    /// [`ErrorCode::Storage`]: the file cannot be used, whatever the reason.
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::Storage
+    }
 }

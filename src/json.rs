@@ -245,6 +245,7 @@ pub fn parse_line(line: &str) -> Result<Request, (Option<String>, CommandError)>
 }
 
 /// [`parse_line`], returning the unrepresentable amounts beside the request instead of failing.
+#[doc(hidden)]
 pub fn parse_line_noted(
     line: &str,
 ) -> Result<(Request, AmountNotes), (Option<String>, CommandError)> {
@@ -625,6 +626,7 @@ pub fn to_value(req: &Request) -> Value {
 /// The canonical text of a request without its `key` and without any `at`: what idempotency
 /// fingerprints. The instants are compared separately, and only where both the stored and the
 /// new request gave one (SPEC §6: an `at` left to the clock is not compared); see [`instants`].
+#[doc(hidden)]
 pub fn canonical(req: &Request) -> String {
     let mut v = to_value(req);
     if let Value::Object(m) = &mut v {
@@ -643,6 +645,7 @@ pub fn canonical(req: &Request) -> String {
 
 /// The instants a request gave, as submitted: its own, then each batch item's (`None` where left
 /// out). Compared position by position where both sides have one.
+#[doc(hidden)]
 pub fn instants(req: &Request) -> Vec<Option<i64>> {
     let at = |r: &Request| r.at.and_then(|t| t.timestamp_nanos_opt());
     let mut v = vec![at(req)];

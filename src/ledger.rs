@@ -26,9 +26,8 @@ use crate::domain::state::{
 use crate::domain::{self, IdSource};
 use crate::error::{CommandError, ErrorCode, OpenError, ReadError, StorageError};
 use crate::json::AmountNotes;
-use crate::model::{
-    Card, Figures, Holder, Instant, ParsedAmount, PaymentMethod, Program, Status, uuid_of,
-};
+use crate::model::{Figures, Instant, ParsedAmount, Program, Status, uuid_of};
+use crate::snapshot::{HolderProfile, WalletSnapshot};
 use crate::storage;
 use crate::storage::l2::{Cached, IdemRecord, L2};
 use crate::storage::log::{self as logrec, Body, CommandRecord, LogKey};
@@ -42,6 +41,7 @@ use uuid::Uuid;
 
 /// Where "now" comes from. Inject a fixed clock in tests.
 pub trait Clock: Send + Sync {
+    /// The current instant: the default `at` of commands and the default instant of reads.
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -104,6 +104,8 @@ impl Default for OpenOptions {
 }
 
 impl OpenOptions {
+    /// The defaults: the system clock, a [`DEFAULT_MEMORY_BUDGET`] in-memory layer flushed
+    /// after at most [`MAX_UNFLUSHED_EVENTS`] events, redb's default page cache.
     pub fn new() -> OpenOptions {
         OpenOptions {
             clock: Box::new(SystemClock),
@@ -381,54 +383,16 @@ pub struct Ledger {
     inner: Arc<Inner>,
 }
 
-/// The figures and profile of one wallet as of an instant.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WalletSnapshot {
-    pub as_of: Instant,
-    pub wallet: Uuid,
-    pub number: u64,
-    pub holder: Uuid,
-    pub program: u64,
-    pub name: String,
-    pub external_id: Option<String>,
-    pub status: Status,
-    pub created_at: Instant,
-    /// Time of the last event at or before `as_of` (derived transitions included).
-    pub updated_at: Instant,
-    pub pockets: Vec<PocketSnapshot>,
-    pub payment_methods: Vec<PaymentMethod>,
-    pub cards: Vec<Card>,
-    /// Lifecycle events at or before `as_of`.
-    pub lifecycle: Vec<LifecycleEntry>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PocketSnapshot {
-    pub pocket: String,
-    pub name: String,
-    pub kind: String,
-    pub asset: String,
-    pub scale: u32,
-    pub number: u64,
-    pub uuid: Uuid,
-    /// In units at `scale`; see [`crate::model::units_to_decimal`].
-    pub figures: Figures,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LifecycleEntry {
-    pub action: crate::model::LifecycleAction,
-    pub id: Uuid,
-    pub at: Instant,
-    pub reason: Option<String>,
-}
-
 /// One event of a wallet's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {
+    /// The event's sequence number in its wallet's stream, from 1.
     pub seq: u64,
+    /// Its position in the global log.
     pub position: u64,
+    /// When it took effect.
     pub at: Instant,
+    /// What happened.
     pub event: Event,
 }
 
@@ -442,49 +406,6 @@ pub struct StoredEvent {
     /// How the event changed its pocket's figures (as `apply` computed it when it was written).
     pub delta: Option<Delta>,
     pub event: Event,
-}
-
-impl WalletSnapshot {
-    fn build(ws: WalletState, lifecycle: Vec<LifecycleRec>, as_of: i64) -> WalletSnapshot {
-        WalletSnapshot {
-            as_of: Instant(as_of),
-            wallet: uuid_of(ws.uuid),
-            number: ws.number,
-            holder: uuid_of(ws.holder),
-            program: ws.program,
-            name: ws.name,
-            external_id: ws.external_id,
-            status: ws.status,
-            created_at: Instant(ws.created_at),
-            updated_at: Instant(ws.updated_at),
-            pockets: ws
-                .pockets
-                .into_iter()
-                .map(|p| PocketSnapshot {
-                    pocket: p.key,
-                    name: p.name,
-                    kind: p.kind,
-                    asset: p.asset,
-                    scale: p.scale,
-                    number: p.number,
-                    uuid: uuid_of(p.uuid),
-                    figures: p.figures,
-                })
-                .collect(),
-            payment_methods: ws.methods,
-            cards: ws.cards,
-            lifecycle: lifecycle
-                .into_iter()
-                .filter(|l| l.at <= as_of)
-                .map(|l| LifecycleEntry {
-                    action: l.action,
-                    id: uuid_of(l.event_id),
-                    at: Instant(l.at),
-                    reason: l.reason,
-                })
-                .collect(),
-        }
-    }
 }
 
 /// What idempotency compares (SPEC §6): a hash of the command in canonical form without key and
@@ -1549,8 +1470,9 @@ impl Ledger {
         })
     }
 
-    /// Replays the whole log and compares it with the projection and the in-memory layer; see
-    /// [`crate::verify`].
+    /// Replays the whole log, checking its checksum chain, and compares every wallet's replay
+    /// with the stored figures (SPEC §5: the materialized figures equal the replay of the log).
+    /// Memory stays bounded whatever the log's length.
     pub fn verify(&self) -> Result<crate::verify::Report, StorageError> {
         guard(|| {
             let view = self.view()?;
@@ -1663,7 +1585,9 @@ impl Ledger {
 pub struct Unflushed {
     /// Approximate bytes, compared with the memory budget.
     pub bytes: usize,
+    /// Events the layer holds (the log records a reopen would replay).
     pub events: u64,
+    /// Wallets the layer holds state of.
     pub wallets: usize,
 }
 
@@ -1888,32 +1812,87 @@ impl Reader {
         self.now
     }
 
+    /// The wallet's internal number (internal; for the crate's tests).
+    #[doc(hidden)]
     pub fn wallet_number(&self, id: Uuid) -> Result<Option<u64>, StorageError> {
         self.layered().wallet_by_uuid(*id.as_bytes())
     }
-    pub fn wallet_by_external(&self, ext: &str) -> Result<Option<u64>, StorageError> {
+
+    /// The id of wallet number `w`.
+    fn uuid_of_number(&self, w: u64) -> Result<Uuid, StorageError> {
+        match self.layered().wallet(w)? {
+            Some(ws) => Ok(uuid_of(ws.uuid)),
+            None => Err(StorageError(format!(
+                "wallet {w} is indexed but has no row"
+            ))),
+        }
+    }
+
+    /// Whether a wallet with this id has been opened (at any instant).
+    pub fn contains_wallet(&self, id: Uuid) -> Result<bool, StorageError> {
+        Ok(self.wallet_number(id)?.is_some())
+    }
+
+    /// The wallet with this `external_id`, if any.
+    pub fn wallet_by_external(&self, external_id: &str) -> Result<Option<Uuid>, StorageError> {
+        match self.number_by_external(external_id)? {
+            Some(w) => Ok(Some(self.uuid_of_number(w)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The wallet a card was issued on, if any.
+    pub fn wallet_by_card(&self, card: &str) -> Result<Option<Uuid>, StorageError> {
+        match self.number_by_card(card)? {
+            Some(w) => Ok(Some(self.uuid_of_number(w)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn number_by_external(&self, ext: &str) -> Result<Option<u64>, StorageError> {
         self.layered().wallet_by_external(ext)
     }
-    pub fn wallet_by_card(&self, card: &str) -> Result<Option<u64>, StorageError> {
+
+    pub(crate) fn number_by_card(&self, card: &str) -> Result<Option<u64>, StorageError> {
         self.layered().wallet_by_card(card)
     }
-    pub fn holder(&self, id: Uuid) -> Result<Option<Holder>, StorageError> {
-        self.layered().holder(*id.as_bytes())
+
+    /// A holder's profile, if the holder is registered.
+    pub fn holder(&self, id: Uuid) -> Result<Option<HolderProfile>, StorageError> {
+        Ok(self
+            .layered()
+            .holder(*id.as_bytes())?
+            .map(HolderProfile::from))
     }
+
+    /// The holder registered with this identity, if any.
     pub fn holder_by_identity(&self, identity: &str) -> Result<Option<Uuid>, StorageError> {
         Ok(self.layered().holder_by_identity(identity)?.map(uuid_of))
     }
+
+    /// The holder registered with this email, compared case-insensitively, if any.
     pub fn holder_by_email(&self, email: &str) -> Result<Option<Uuid>, StorageError> {
         Ok(self
             .layered()
             .holder_by_email(&crate::model::normalize_email(email))?
             .map(uuid_of))
     }
+
+    /// A program's definition, if it is defined.
     pub fn program(&self, id: u64) -> Result<Option<Program>, StorageError> {
         self.layered().program(id)
     }
+
+    /// A holder's wallets, in opening order.
+    pub fn wallets_of(&self, holder: Uuid) -> Result<Vec<Uuid>, StorageError> {
+        self.numbers_of(holder)?
+            .into_iter()
+            .map(|w| self.uuid_of_number(w))
+            .collect()
+    }
+
     /// Wallet numbers of a holder, in opening order.
-    pub fn wallets_of(&self, holder: Uuid) -> Result<Vec<u64>, StorageError> {
+    pub(crate) fn numbers_of(&self, holder: Uuid) -> Result<Vec<u64>, StorageError> {
         let h = *holder.as_bytes();
         let mut v = self.view.l2.wallets_of(h)?;
         for (hh, w) in self.view.mem.holder_wallets.range((h, 0)..=(h, u64::MAX)) {
@@ -1951,6 +1930,8 @@ impl Reader {
 
     /// A stream's events with their sequence numbers, decoded (no checksum verification). The
     /// ledger stream (0) has no index: its events are found by a scan of the whole log.
+    /// Internal: for the crate's tests.
+    #[doc(hidden)]
     pub fn events(&self, stream: u64) -> Result<Vec<(u64, StoredEvent)>, StorageError> {
         guard(|| {
             let log = self.view.log()?;
@@ -2063,23 +2044,45 @@ impl Reader {
         Ok(())
     }
 
-    /// Wallet `w` as of `as_of` (default: the reader's now).
+    /// The wallet's figures and profile as of `as_of` (default: the reader's now).
+    ///
+    /// `unknown_wallet` when no wallet has that id, or it was opened after `as_of`.
     pub fn snapshot(
         &self,
-        w: u64,
+        wallet: Uuid,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<WalletSnapshot, ReadError> {
-        guard(|| self.snapshot_inner(w, as_of, true))
+        guard(|| {
+            let w = self.number_or_unknown(wallet)?;
+            self.snapshot_inner(w, as_of, true)
+        })
     }
 
     /// Like [`Reader::snapshot`] without the lifecycle events (left empty): the figures-only read
     /// for hot paths.
     pub fn figures(
         &self,
+        wallet: Uuid,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<WalletSnapshot, ReadError> {
+        guard(|| {
+            let w = self.number_or_unknown(wallet)?;
+            self.snapshot_inner(w, as_of, false)
+        })
+    }
+
+    fn number_or_unknown(&self, wallet: Uuid) -> Result<u64, ReadError> {
+        self.wallet_number(wallet)?
+            .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))
+    }
+
+    /// Wallet number `w` as of `as_of` (the vendor views look wallets up by number).
+    pub(crate) fn snapshot_of_number(
+        &self,
         w: u64,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<WalletSnapshot, ReadError> {
-        guard(|| self.snapshot_inner(w, as_of, false))
+        guard(|| self.snapshot_inner(w, as_of, true))
     }
 
     fn snapshot_inner(
@@ -2120,12 +2123,15 @@ impl Reader {
 
     /// Wallet `w` as of `as_of`, always by replaying its stream from the first event, never from
     /// the materialized state. `verify` and the property tests compare it with [`Reader::snapshot`].
+    /// Internal: for `verify`'s tests, the property tests and the benchmarks.
+    #[doc(hidden)]
     pub fn snapshot_replayed(
         &self,
-        w: u64,
+        wallet: Uuid,
         as_of: DateTime<Utc>,
     ) -> Result<WalletSnapshot, ReadError> {
         guard(|| {
+            let w = self.number_or_unknown(wallet)?;
             let at = Instant::from_datetime(as_of)
                 .ok_or_else(|| ReadError::InvalidTime(format!("{as_of} is outside 1677..2262")))?
                 .0;
@@ -2245,11 +2251,6 @@ impl Reader {
         };
         Ok(WalletSnapshot::build(ws, lifecycle, at))
     }
-}
-
-/// Helper for views: a figure as an exact decimal.
-pub fn decimal(units: u128, scale: u32) -> rust_decimal::Decimal {
-    crate::model::units_to_decimal(units, scale)
 }
 
 #[cfg(test)]

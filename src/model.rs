@@ -67,9 +67,14 @@ pub mod rfc3339 {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// `t` as the ledger prints instants.
+    pub fn text(t: DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
     /// Serializes `t` as the ledger prints instants.
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        s.serialize_str(&text(*t))
     }
 
     /// Parses an RFC 3339 instant with an offset.
@@ -92,6 +97,7 @@ pub enum Order {
 }
 
 impl Order {
+    /// The name in the JSON command format.
     pub fn as_str(self) -> &'static str {
         match self {
             Order::EarliestExpiry => "earliest_expiry",
@@ -105,6 +111,7 @@ impl Order {
 pub struct PocketTemplate {
     /// Key used in commands (`"gift"`, `"BTC"`).
     pub pocket: String,
+    /// Display name.
     pub name: String,
     /// Free text such as `GIFT_PPI`.
     pub kind: String,
@@ -117,10 +124,15 @@ pub struct PocketTemplate {
 /// A program: the template wallets are opened from.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Program {
+    /// Its id.
     pub program: u64,
+    /// Display name.
     pub name: String,
+    /// The unit's name (CleverTap's points name).
     pub unit: String,
+    /// The order lots are consumed in.
     pub order: Order,
+    /// Its pockets, in order; the first is the default pocket.
     pub pockets: Vec<PocketTemplate>,
 }
 
@@ -136,12 +148,16 @@ pub struct Holder {
 /// Lifecycle status of a wallet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum Status {
+    /// Open for every command.
     Active,
+    /// Refuses value commands until unfrozen.
     Frozen,
+    /// Closed for good.
     Closed,
 }
 
 impl Status {
+    /// `"active"`, `"frozen"` or `"closed"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Active => "active",
@@ -156,33 +172,48 @@ impl Status {
     Clone, Debug, Default, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize,
 )]
 pub struct PaymentMethod {
+    /// The account holder's name.
     pub account_name: String,
+    /// The account number (Juicyway masks it in views).
     pub account_number: String,
+    /// The account's type, free text (`"NUBAN"`).
     pub account_type: String,
+    /// The holder's address.
     pub address: Option<String>,
+    /// The bank's address.
     pub bank_address: Option<String>,
+    /// The bank's code.
     pub bank_code: String,
+    /// The bank's name.
     pub bank_name: String,
 }
 
 /// A card issued on a wallet (Cashfree look-ups by card).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Card {
+    /// The card's id.
     pub card: String,
+    /// The masked card number.
     pub masked_pan: Option<String>,
+    /// The card's status as issued.
     pub status: Option<String>,
 }
 
 /// Lifecycle actions, as Juicyway names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum LifecycleAction {
+    /// The wallet was opened.
     Create,
+    /// It was frozen.
     Freeze,
+    /// It was unfrozen.
     Unfreeze,
+    /// It was closed.
     Delete,
 }
 
 impl LifecycleAction {
+    /// Juicyway's name for it.
     pub fn as_str(self) -> &'static str {
         match self {
             LifecycleAction::Create => "create",
@@ -342,6 +373,7 @@ pub fn classify_amount(field: &str, s: &str) -> Result<ParsedAmount, CommandErro
 /// [`classify_amount`] for callers that need a `Decimal`: an amount no `Decimal` can hold is
 /// `invalid_amount` here. (`Ledger::execute_line` instead carries it to the error SPEC §7
 /// assigns it.)
+#[cfg(test)]
 pub fn parse_amount(field: &str, s: &str) -> Result<Decimal, CommandError> {
     match classify_amount(field, s)? {
         ParsedAmount::Exact(d) => Ok(d),
@@ -422,23 +454,6 @@ pub fn units_to_decimal(units: u128, scale: u32) -> Decimal {
 /// Units at `scale` in plain notation without trailing zeros.
 pub fn format_units(units: u128, scale: u32) -> String {
     units_to_decimal(units, scale).to_string()
-}
-
-/// Units in plain notation with at least `min_places` decimal places (Cryptofuse: `"0.00"`,
-/// `"1500.75"`, `"0.025"`).
-pub fn format_units_min_places(units: u128, scale: u32, min_places: u32) -> String {
-    // Padded as text: `Decimal::rescale` cannot add places to a 29-digit mantissa.
-    let s = format_units(units, scale);
-    let places = s.split_once('.').map_or(0, |(_, f)| f.len()) as u32;
-    if places >= min_places {
-        return s;
-    }
-    let mut out = s;
-    if places == 0 {
-        out.push('.');
-    }
-    out.extend(std::iter::repeat_n('0', (min_places - places) as usize));
-    out
 }
 
 /// A pocket's figures at an instant (SPEC §5), in units at the pocket's scale. The stored five
@@ -575,14 +590,6 @@ mod tests {
         );
         assert_eq!(format_units(3050, 2), "30.5");
         assert_eq!(format_units(0, 2), "0");
-        assert_eq!(format_units_min_places(0, 8, 2), "0.00");
-        assert_eq!(format_units_min_places(2_500_000, 8, 2), "0.025");
-        assert_eq!(format_units_min_places(150075, 2, 2), "1500.75");
-        assert_eq!(format_units_min_places(15, 0, 2), "15.00");
-        assert_eq!(
-            format_units_min_places(MAX_UNITS, 0, 2),
-            "79228162514264337593543950335.00"
-        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 use crate::command::Receipt;
 use crate::domain::event::Event;
 use crate::error::CommandError;
-use crate::ledger::{HistoryEntry, WalletSnapshot};
+use crate::ledger::HistoryEntry;
 use crate::model::{format_units, uuid_of};
+use crate::snapshot::WalletSnapshot;
 use serde_json::{Map, Value, json};
 
 /// `{"wallet","status","as_of","pockets":[{"pocket","asset","promised",…,"total"}]}`.
@@ -14,8 +15,8 @@ pub fn snapshot(s: &WalletSnapshot) -> Value {
         .pockets
         .iter()
         .map(|p| {
-            let f = &p.figures;
-            let a = |u: u128| Value::String(format_units(u, p.scale));
+            let f = p.figures();
+            let a = |d: rust_decimal::Decimal| Value::String(d.to_string());
             json!({
                 "pocket": p.pocket,
                 "asset": p.asset,
@@ -23,18 +24,18 @@ pub fn snapshot(s: &WalletSnapshot) -> Value {
                 "credited": a(f.credited),
                 "redeemed": a(f.redeemed),
                 "expired": a(f.expired),
-                "balance": a(f.balance()),
+                "balance": a(f.balance),
                 "on_hold": a(f.on_hold),
-                "available": a(f.available()),
-                "pending": a(f.pending()),
-                "total": a(f.total()),
+                "available": a(f.available),
+                "pending": a(f.pending),
+                "total": a(f.total),
             })
         })
         .collect();
     json!({
         "wallet": s.wallet.to_string(),
         "status": s.status.as_str(),
-        "as_of": s.as_of.rfc3339(),
+        "as_of": crate::model::rfc3339::text(s.as_of),
         "pockets": pockets,
     })
 }

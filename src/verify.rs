@@ -33,13 +33,16 @@ use std::sync::Arc;
 /// What `verify` found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
+    /// Events replayed.
     pub events: u64,
+    /// Wallets compared.
     pub wallets: u64,
     /// One line per problem, naming the record. Empty when the ledger is sound.
     pub problems: Vec<String>,
 }
 
 impl Report {
+    /// True when `verify` found no problem.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }

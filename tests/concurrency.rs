@@ -102,26 +102,12 @@ fn readers_see_consistent_states_and_nothing_acknowledged_is_lost() {
     for l in setup_lines() {
         ledger.execute_line(&l).unwrap();
     }
-    let numbers: Vec<u64> = {
-        let r = ledger.reader().unwrap();
-        (0..TRADERS)
-            .map(|w| {
-                r.wallet_number(wallet_uuid(w).parse().unwrap())
-                    .unwrap()
-                    .unwrap()
-            })
-            .collect()
-    };
-    let private_numbers: Vec<u64> = {
-        let r = ledger.reader().unwrap();
-        (0..PRIVATE)
-            .map(|t| {
-                r.wallet_number(private_uuid(t).parse().unwrap())
-                    .unwrap()
-                    .unwrap()
-            })
-            .collect()
-    };
+    let numbers: Vec<uuid::Uuid> = (0..TRADERS)
+        .map(|w| wallet_uuid(w).parse().unwrap())
+        .collect();
+    let private_numbers: Vec<uuid::Uuid> = (0..PRIVATE)
+        .map(|t| private_uuid(t).parse().unwrap())
+        .collect();
     let traders = 3;
     let transfers_each = 250;
     let private_each = 250;
@@ -210,7 +196,7 @@ fn readers_see_consistent_states_and_nothing_acknowledged_is_lost() {
                     let mut net = 0i128;
                     for w in numbers {
                         let snap = r.snapshot(*w, None).unwrap();
-                        let f = snap.pockets[0].figures;
+                        let f = snap.pockets[0].units();
                         check_figures(&f, &format!("reader {rd}, trader wallet {w}"));
                         balance += f.balance();
                         net += f.credited as i128 - f.redeemed as i128;
@@ -224,7 +210,7 @@ fn readers_see_consistent_states_and_nothing_acknowledged_is_lost() {
                     for w in private_numbers {
                         let snap = r.snapshot(*w, None).unwrap();
                         for p in &snap.pockets {
-                            check_figures(&p.figures, &format!("reader {rd}, private wallet {w}"));
+                            check_figures(&p.units(), &format!("reader {rd}, private wallet {w}"));
                         }
                     }
                     reads.fetch_add(1, Ordering::Relaxed);
@@ -273,7 +259,7 @@ fn readers_see_consistent_states_and_nothing_acknowledged_is_lost() {
     let mut total = 0;
     for w in 0..TRADERS {
         let snap = l.snapshot(wallet_uuid(w).parse().unwrap(), None).unwrap();
-        total += snap.pockets[0].figures.balance();
+        total += snap.pockets[0].units().balance();
     }
     assert_eq!(total, TRADERS as u128 * START_UNITS);
     // Each private wallet's stream equals a replay of its thread's acknowledged lines alone.
@@ -497,5 +483,5 @@ fn clock_defaulted_commands_on_one_wallet_are_never_backdated() {
         }
     });
     let snap = ledger.snapshot(w.parse().unwrap(), None).unwrap();
-    assert_eq!(snap.pockets[0].figures.credited, threads * each);
+    assert_eq!(snap.pockets[0].units().credited, threads * each);
 }

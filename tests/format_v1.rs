@@ -656,7 +656,7 @@ fn assert_v1_content(l: &Ledger) {
     let snap = l.snapshot(W.parse().unwrap(), None).unwrap();
     let f = |i: usize| {
         let p = &snap.pockets[i];
-        let x = p.figures;
+        let x = p.units();
         [
             x.promised,
             x.credited,

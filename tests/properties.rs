@@ -941,10 +941,10 @@ impl Harness {
                 );
                 for (p, f) in s.pockets.iter().zip(mw.figures()) {
                     ensure!(
-                        same_figures(&p.figures, &f),
+                        same_figures(&p.units(), &f),
                         "wallet {w} pocket {} at {t}:\n ledger {:?}\n model  {:?}",
                         p.pocket,
-                        p.figures,
+                        p.units(),
                         f
                     );
                 }
@@ -1018,7 +1018,7 @@ proptest! {
                 for t in instants(&h, step, out.at) {
                     let Ok(s) = h.snap(w, t) else { continue };
                     for p in &s.pockets {
-                        let f = p.figures;
+                        let f = p.units();
                         let spent = f.redeemed.checked_add(f.expired);
                         prop_assert!(
                             spent.is_some_and(|x| x <= f.credited),
@@ -1055,7 +1055,7 @@ proptest! {
                 for t in instants(&h, step, out.at) {
                     let Ok(s) = h.snap(w, t) else { continue };
                     for (p, r) in s.pockets.iter().zip(rendered(&s)) {
-                        let f = p.figures;
+                        let f = p.units();
                         let balance = f.credited.checked_sub(f.redeemed + f.expired);
                         prop_assert!(
                             balance.is_some_and(|b| f.on_hold <= b),
@@ -1082,7 +1082,7 @@ proptest! {
                 for t in instants(&h, step, out.at) {
                     let (Ok(s), Some(m)) = (h.snap(w, t), h.model_figures(w, t)) else { continue };
                     for ((p, r), mf) in s.pockets.iter().zip(rendered(&s)).zip(m) {
-                        let f = p.figures;
+                        let f = p.units();
                         prop_assert_eq!(r["balance"], r["available"] + r["on_hold"]);
                         prop_assert_eq!(f.available(), mf.free_active, "wallet {} {} at {}", w, p.pocket, t);
                         prop_assert_eq!(f.on_hold, mf.held, "wallet {} {} at {}", w, p.pocket, t);
@@ -1110,7 +1110,7 @@ proptest! {
                         prop_assert_eq!(r["credited"], r["balance"] + r["redeemed"] + r["expired"]);
                         prop_assert_eq!(r["total"], r["balance"] + r["promised"]);
                         prop_assert_eq!(r["pending"], r["promised"] + r["on_hold"]);
-                        let f = p.figures;
+                        let f = p.units();
                         prop_assert_eq!(
                             (f.credited, f.redeemed, f.expired),
                             (mf.credited, mf.redeemed, mf.expired),
@@ -1187,7 +1187,7 @@ proptest! {
                         .map(|(_, (a, _))| *a)
                         .sum();
                     prop_assert_eq!(
-                        wallet_ledger::internals::ledger::decimal(p.figures.on_hold, p.scale), open,
+                        wallet_ledger::internals::model::units_to_decimal(p.units().on_hold, p.scale), open,
                         "wallet {} pocket {}", w, p.pocket
                     );
                 }
@@ -1208,7 +1208,8 @@ proptest! {
             let out = h.submit(&req)?;
             let r = h.ledger.reader().unwrap();
             for (w, id) in WALLETS.iter().enumerate() {
-                let Some(no) = r.wallet_number(*id).unwrap() else { continue };
+                if !r.contains_wallet(*id).unwrap() { continue }
+                let no = *id;
                 let hist = h.ledger.history(*id).unwrap();
                 let pick = &hist[(step.probe.unsigned_abs() as usize) % hist.len()];
                 let et = pick.at.to_datetime();
@@ -1242,8 +1243,8 @@ proptest! {
                 (0..WALLETS.len())
                     .map(|w| {
                         let mut v: Vec<_> = ts.iter().map(|t| h.snap(w, *t)).collect();
-                        if let Some(no) = r.wallet_number(WALLETS[w]).unwrap() {
-                            v.push(r.snapshot_replayed(no, at));
+                        if r.contains_wallet(WALLETS[w]).unwrap() {
+                            v.push(r.snapshot_replayed(WALLETS[w], at));
                         }
                         v
                     })

@@ -40,17 +40,17 @@ fn a_read_after_an_answer_sees_the_command() {
         // Two reads in a row: the second runs on the transaction the first kept.
         for _ in 0..2 {
             let f = l.figures(w, None).unwrap();
-            assert_eq!(f.pockets[0].figures.credited, expect);
+            assert_eq!(f.pockets[0].units().credited, expect);
             assert_eq!(l.history(w).unwrap().len() as u32, i);
         }
         credit(&l, i);
         expect += u128::from(i);
         assert_eq!(
-            l.figures(w, None).unwrap().pockets[0].figures.credited,
+            l.figures(w, None).unwrap().pockets[0].units().credited,
             expect
         );
         assert_eq!(
-            l.snapshot(w, None).unwrap().pockets[0].figures.credited,
+            l.snapshot(w, None).unwrap().pockets[0].units().credited,
             expect
         );
     }
@@ -68,5 +68,5 @@ fn a_kept_read_transaction_does_not_block_compaction() {
     l.compact().unwrap();
     drop(l);
     let l = Ledger::open_with_clock(&path, clock()).unwrap();
-    assert_eq!(l.figures(w, None).unwrap().pockets[0].figures.credited, 1);
+    assert_eq!(l.figures(w, None).unwrap().pockets[0].units().credited, 1);
 }

@@ -74,10 +74,6 @@ fn reads_that_derive_transitions_equal_a_replay_in_any_order() {
     let l = ledger();
     let ids: Vec<uuid::Uuid> = (1..=3).map(|i| wallet(i).parse().unwrap()).collect();
     let r = l.reader().unwrap();
-    let numbers: Vec<u64> = ids
-        .iter()
-        .map(|id| r.wallet_number(*id).unwrap().unwrap())
-        .collect();
     // Instants from before the first due transition to after the last, visited forwards,
     // backwards and interleaved across wallets, so each read follows reads that derived more,
     // fewer or other transitions.
@@ -89,7 +85,7 @@ fn reads_that_derive_transitions_equal_a_replay_in_any_order() {
         let t = at(*m).parse().unwrap();
         for k in [i % 3, (i + 1) % 3, (i + 2) % 3] {
             let got = l.figures(ids[k], Some(t)).unwrap();
-            let want = r.snapshot_replayed(numbers[k], t).unwrap();
+            let want = r.snapshot_replayed(ids[k], t).unwrap();
             assert_eq!(got.pockets, want.pockets, "wallet {} at {}", k + 1, at(*m));
             assert_eq!(
                 got.updated_at,
@@ -114,10 +110,9 @@ fn reads_on_several_threads_each_equal_a_replay() {
                 for j in 0..150u32 {
                     let k = ((th + j) % 3) as usize;
                     let t = at(40 + (j * 37 + th * 11) % 380).parse().unwrap();
-                    let n = r.wallet_number(ids[k]).unwrap().unwrap();
                     assert_eq!(
                         l.figures(ids[k], Some(t)).unwrap().pockets,
-                        r.snapshot_replayed(n, t).unwrap().pockets
+                        r.snapshot_replayed(ids[k], t).unwrap().pockets
                     );
                 }
             });

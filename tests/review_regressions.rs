@@ -302,7 +302,7 @@ fn ok(l: &Ledger, line: String) -> wallet_ledger::Receipt {
 /// Credited units of the wallet's first pocket.
 fn credited(l: &Ledger) -> u128 {
     l.snapshot(W.parse().unwrap(), None).unwrap().pockets[0]
-        .figures
+        .units()
         .credited
 }
 

@@ -48,7 +48,7 @@ fn one_command_redeems_and_refunds_100k_lots_with_bounded_records() {
             .collect();
         l.execute(&Request::new(Command::Batch(items))).unwrap();
     }
-    let before = l.snapshot(wallet, None).unwrap().pockets[0].figures;
+    let before = l.snapshot(wallet, None).unwrap().pockets[0].units();
     assert_eq!(before.available(), LOTS as u128);
 
     let r = l
@@ -60,7 +60,7 @@ fn one_command_redeems_and_refunds_100k_lots_with_bounded_records() {
         })))
         .unwrap();
     assert_eq!(r.events, 1, "one event records the whole redemption");
-    let after = l.snapshot(wallet, None).unwrap().pockets[0].figures;
+    let after = l.snapshot(wallet, None).unwrap().pockets[0].units();
     assert_eq!((after.available(), after.redeemed), (0, LOTS as u128));
 
     // The record is bounded whatever the number of lots it consumed.
@@ -104,7 +104,7 @@ fn one_command_redeems_and_refunds_100k_lots_with_bounded_records() {
         ..Default::default()
     })))
     .unwrap();
-    let refunded = l.snapshot(wallet, None).unwrap().pockets[0].figures;
+    let refunded = l.snapshot(wallet, None).unwrap().pockets[0].units();
     assert_eq!(refunded, before);
 
     let report = l.verify().unwrap();

@@ -203,7 +203,7 @@ fn cashfree_placeholders(l: &wallet_ledger::Ledger, body: &str) -> String {
     let mut body = replace_field(
         body,
         "cf_wallet_id",
-        &snap.number.to_string(),
+        &snap.number().to_string(),
         "1234567890123456783",
     );
     let sample_ids = ["35246543210987654321", "54252453468535350359"];
@@ -216,7 +216,7 @@ fn cashfree_placeholders(l: &wallet_ledger::Ledger, body: &str) -> String {
         let pocket = snap
             .pockets
             .iter()
-            .find(|p| p.number.to_string() == id)
+            .find(|p| p.number().to_string() == id)
             .unwrap();
         body = replace_field(&body, "cf_sub_wallet_id", id, sample_ids[i]);
         assert_eq!(sub["name"], pocket.name.as_str());
@@ -247,7 +247,7 @@ fn cashfree_documented_combinations() {
     let at = "2026-02-01T00:00:00Z";
     run(&l, &cashfree_more_commands());
     let snap = l.snapshot(CF_WALLET.parse().unwrap(), None).unwrap();
-    let (gift, cashfree) = (snap.pockets[0].number, snap.pockets[1].number);
+    let (gift, cashfree) = (snap.pockets[0].number(), snap.pockets[1].number());
     let card = r#"{"card_id":"CARDR827364","masked_pan":"4111XXXXXXXX1111","status":"ACTIVE"}"#;
     let sub = |n: u64, name: &str, kind: &str, bal: &str, avail: &str, hold: &str| {
         format!(
@@ -265,7 +265,7 @@ fn cashfree_documented_combinations() {
     );
     let head = format!(
         r#"{{"user_id":"USER827364","cf_program_id":"9876543210987654321","wallet_id":"WALLET936721","cf_wallet_id":"{}","wallet_name":"Gift Wallet","#,
-        snap.number
+        snap.number()
     );
     let both = format!(r#"{head}"sub_wallets":[{gift_sub},{cash_sub}],"card":{card}}}"#);
     let only_gift = format!(r#"{head}"sub_wallets":[{gift_sub}],"card":{card}}}"#);
@@ -428,7 +428,7 @@ fn cashfree_documented_errors() {
     // The other user's own sub-wallet ids are not this wallet's either.
     let other = l.snapshot(CF_OTHER_WALLET.parse().unwrap(), None).unwrap();
     let req = json!({"user_id":"USER827364","wallet_id":"WALLET936721",
-        "cf_sub_wallet_id": other.pockets[0].number.to_string()});
+        "cf_sub_wallet_id": other.pockets[0].number().to_string()});
     assert_eq!(view(&l, "cashfree", &req.to_string(), at).0, 404);
 }
 

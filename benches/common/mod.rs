@@ -337,7 +337,7 @@ impl Ours {
             .ledger
             .figures(wallet_uuid(w), Some(datetime_ns(t)))
             .expect("figures");
-        let f = s.pockets[0].figures;
+        let f = s.pockets[0].units();
         Figs {
             credited: f.credited as i64,
             redeemed: f.redeemed as i64,

@@ -1,5 +1,5 @@
 //! Routes and handlers. Each handler authenticates, reads and checks its input, then runs the
-//! ledger call on the blocking pool ([`App::blocking`]): a durable commit waits on an fsync and
+//! ledger call on the blocking pool (`App::blocking`): a durable commit waits on an fsync and
 //! must not hold an async worker, and callers parked there concurrently are what the ledger
 //! gathers into one group commit.
 

@@ -452,9 +452,9 @@ fn cashfree_documented_request_and_errors() {
         json!({"user_id":"USER827364","wallet_id":"WALLET936721"}),
         json!({"user_id":"USER827364","card_id":"CARDR827364"}),
         json!({"user_id":"USER827364","wallet_id":"WALLET936721",
-            "cf_sub_wallet_id": snap.pockets[0].number.to_string()}),
+            "cf_sub_wallet_id": snap.pockets[0].number().to_string()}),
         json!({"user_id":"USER827364","card_id":"CARDR827364",
-            "cf_sub_wallet_id": snap.pockets[1].number.to_string()}),
+            "cf_sub_wallet_id": snap.pockets[1].number().to_string()}),
     ] {
         let text = req.to_string();
         let r = http("POST", &url, &ok, Some(&text));

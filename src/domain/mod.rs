@@ -29,12 +29,6 @@ pub trait IdSource {
     fn wallet_id(&mut self) -> Uuid;
 }
 
-/// Runs the stateless checks of a request (steps 1 and 2), returning its resolved instant.
-pub fn precheck(req: &Request, now: i64, in_batch: bool) -> Result<i64, CommandError> {
-    check_structure(req, in_batch)?;
-    precheck_values(req, now)
-}
-
 /// Step 2 only (the caller has done step 1).
 pub fn precheck_values(req: &Request, now: i64) -> Result<i64, CommandError> {
     check_amounts(&req.command)?;

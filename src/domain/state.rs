@@ -11,9 +11,7 @@
 
 use crate::domain::event::Event;
 use crate::error::StorageError;
-use crate::model::{
-    Card, Figures, Holder, Instant, LifecycleAction, Order, PaymentMethod, Program, Status,
-};
+use crate::model::{Card, Figures, Holder, LifecycleAction, Order, PaymentMethod, Program, Status};
 use bincode::{Decode, Encode};
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -1477,13 +1475,6 @@ fn min_opt<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
         (a, None) => a,
         (None, b) => b,
     }
-}
-
-/// The figures of every pocket of a wallet, with the instant they are as of.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WalletFigures {
-    pub wallet: WalletState,
-    pub as_of: Instant,
 }
 
 #[cfg(test)]

@@ -8,20 +8,24 @@
 
 use super::{Number, Source};
 use crate::error::StorageError;
-use crate::ledger::WalletSnapshot;
 use crate::model::{Card as LedgerCard, Status, quoted};
+use crate::snapshot::WalletSnapshot;
 use serde::{Deserialize, Serialize};
 
 /// The request body. Absent and JSON `null` are the same.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
+    /// The holder's identity (required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The wallet's external id; one of `wallet_id` and `card_id` is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wallet_id: Option<String>,
+    /// A card issued on the wallet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_id: Option<String>,
+    /// Only this sub-wallet (pocket number, as a string).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cf_sub_wallet_id: Option<String>,
 }
@@ -46,13 +50,16 @@ pub struct Success {
     pub wallet_id: Option<String>,
     /// The wallet number, as a string.
     pub cf_wallet_id: String,
+    /// The wallet's name.
     pub wallet_name: String,
+    /// One per pocket (or the one asked for).
     pub sub_wallets: Vec<SubWallet>,
     /// Present when the wallet has a card (the one asked for, else the latest issued).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<Card>,
 }
 
+/// One pocket, as Cashfree's sub-wallet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubWallet {
     /// The pocket number, as a string.
@@ -62,15 +69,21 @@ pub struct SubWallet {
     /// The pocket's kind.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The wallet's status.
     pub status: SubWalletStatus,
+    /// The pocket's balance.
     pub balance: Number,
+    /// The pocket's available figure.
     pub available_balance: Number,
+    /// The pocket's on-hold figure.
     pub funds_on_hold: Number,
 }
 
+/// A sub-wallet's status, from its wallet's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum SubWalletStatus {
+    /// The wallet is active.
     Active,
     /// The wallet is frozen.
     Blocked,
@@ -88,23 +101,31 @@ impl From<Status> for SubWalletStatus {
     }
 }
 
+/// The card in a success body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Card {
+    /// The card's id.
     pub card_id: String,
+    /// The masked card number.
     pub masked_pan: Option<String>,
+    /// The card's status.
     pub status: Option<String>,
 }
 
 /// `{"message":…,"code":…,"type":"invalid_request_error"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// What went wrong.
     pub message: String,
+    /// Cashfree's error code (`user_not_found`, `wallet_not_found`, `request_invalid`).
     pub code: String,
+    /// Always `invalid_request_error`.
     #[serde(rename = "type")]
     pub kind: String,
 }
 
 impl ErrorBody {
+    /// A 400 or 404 body with `message` and `code`.
     pub fn new(message: impl Into<String>, code: &str) -> ErrorBody {
         ErrorBody {
             message: message.into(),
@@ -152,15 +173,15 @@ pub fn render(
             .iter()
             .filter(|p| sub_wallet.is_none_or(|n| n == p.number))
             .map(|p| {
-                let n = |u: u128| Number::units(u, p.scale);
+                let f = p.figures();
                 SubWallet {
                     cf_sub_wallet_id: p.number.to_string(),
                     name: p.name.clone(),
                     kind: p.kind.clone(),
                     status,
-                    balance: n(p.figures.balance()),
-                    available_balance: n(p.figures.available()),
-                    funds_on_hold: n(p.figures.on_hold),
+                    balance: Number(f.balance),
+                    available_balance: Number(f.available),
+                    funds_on_hold: Number(f.on_hold),
                 }
             })
             .collect(),
@@ -226,8 +247,8 @@ pub fn answer(src: &Source, req: &Request) -> Result<(u16, Response), StorageErr
     // An unknown wallet or card and one of another user answer alike: nothing is disclosed.
     let wallet_missing = || Ok((404, Response::Error(wallet_not_found(req))));
     let number = match by_card {
-        Some(card) => r.wallet_by_card(card)?,
-        None => r.wallet_by_external(req.wallet_id.as_deref().unwrap_or_default())?,
+        Some(card) => r.number_by_card(card)?,
+        None => r.number_by_external(req.wallet_id.as_deref().unwrap_or_default())?,
     };
     let Some(number) = number else {
         return wallet_missing();

@@ -32,6 +32,7 @@ pub struct Request {
 pub struct Success {
     /// Always `"success"`.
     pub status: String,
+    /// One per wallet of the holder, by program.
     pub records: Vec<Record>,
 }
 
@@ -41,14 +42,19 @@ pub struct Success {
 pub struct Record {
     /// The program id.
     pub wallet_id: u64,
+    /// The first pocket's redeemed figure.
     pub total_redeemed_points: Number,
+    /// The first pocket's credited figure.
     pub total_credited_points: Number,
     /// The first pocket's balance.
     pub active_points: Number,
+    /// The wallet's name.
     pub wallet_name: String,
+    /// The first pocket's promised figure.
     pub total_promised_points: Number,
     /// The program's unit.
     pub loyalty_points_name: String,
+    /// The first pocket's expired figure.
     pub expired_points: Number,
 }
 
@@ -57,7 +63,9 @@ pub struct Record {
 pub struct Failure {
     /// Always `"fail"`.
     pub status: String,
+    /// What went wrong.
     pub error: String,
+    /// The HTTP status.
     pub code: u16,
 }
 
@@ -120,7 +128,7 @@ pub fn answer(src: &Source, req: &Request) -> Result<(u16, Response), StorageErr
         return Ok((f.code, Response::Error(f)));
     };
     let mut wallets = Vec::new();
-    for w in src.reader().wallets_of(holder)? {
+    for w in src.reader().numbers_of(holder)? {
         // A wallet opened after the instant is not there yet; a closed one is not shown.
         if let Some(s) = src.wallet(w)?
             && s.status != Status::Closed
@@ -146,17 +154,16 @@ pub fn answer(src: &Source, req: &Request) -> Result<(u16, Response), StorageErr
             }
         };
         let p = first_pocket(s)?;
-        let f = &p.figures;
-        let n = |u: u128| Number::units(u, p.scale);
+        let f = p.figures();
         records.push(Record {
             wallet_id: s.program,
-            total_redeemed_points: n(f.redeemed),
-            total_credited_points: n(f.credited),
-            active_points: n(f.balance()),
+            total_redeemed_points: Number(f.redeemed),
+            total_credited_points: Number(f.credited),
+            active_points: Number(f.balance),
             wallet_name: s.name.clone(),
-            total_promised_points: n(f.promised),
+            total_promised_points: Number(f.promised),
             loyalty_points_name: unit,
-            expired_points: n(f.expired),
+            expired_points: Number(f.expired),
         });
     }
     Ok((

@@ -7,7 +7,7 @@
 
 use super::{Source, amount_string, parse_uuid_text, rfc3339_millis};
 use crate::error::StorageError;
-use crate::ledger::WalletSnapshot;
+use crate::snapshot::WalletSnapshot;
 use serde::{Deserialize, Serialize};
 
 /// The path parameter.
@@ -23,16 +23,21 @@ pub struct Request {
 pub struct Success {
     /// The wallet's UUID.
     pub id: String,
+    /// The wallet's name.
     pub name: String,
+    /// The wallet's external id.
     pub external_id: Option<String>,
     /// `w_` + the wallet number as 12 lowercase hex digits.
     pub wallet_id: String,
+    /// When the wallet was opened: RFC 3339, milliseconds, `Z`.
     pub created: String,
     /// Time of the wallet's last event at or before the instant.
     pub updated: String,
+    /// One per pocket.
     pub balances: Vec<Balance>,
 }
 
+/// One pocket's figures, as strings with at least two decimal places.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance {
     /// The pocket's asset.
@@ -41,19 +46,25 @@ pub struct Balance {
     pub amount: String,
     /// Pending: promised + on hold.
     pub pending_amount: String,
+    /// Available.
     pub available_balance: String,
 }
 
 /// `{"error":{"code":…,"message":…,"details":{}}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// The error.
     pub error: ErrorDetail,
 }
 
+/// The error's code, message and (empty) details.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
+    /// `invalid_request`, `not_found` or `server_error`.
     pub code: String,
+    /// What went wrong.
     pub message: String,
+    /// Always empty.
     pub details: Details,
 }
 
@@ -106,12 +117,12 @@ pub fn render(s: &WalletSnapshot) -> Success {
             .pockets
             .iter()
             .map(|p| {
-                let a = |u: u128| amount_string(u, p.scale, 2);
+                let f = p.figures();
                 Balance {
                     currency: p.asset.clone(),
-                    amount: a(p.figures.total()),
-                    pending_amount: a(p.figures.pending()),
-                    available_balance: a(p.figures.available()),
+                    amount: amount_string(f.total, 2),
+                    pending_amount: amount_string(f.pending, 2),
+                    available_balance: amount_string(f.available, 2),
                 }
             })
             .collect(),

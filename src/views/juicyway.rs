@@ -6,8 +6,8 @@
 
 use super::{Number, Source, first_pocket, parse_uuid_text, rfc3339_seconds};
 use crate::error::StorageError;
-use crate::ledger::WalletSnapshot;
 use crate::model::Status;
+use crate::snapshot::WalletSnapshot;
 use serde::{Deserialize, Serialize};
 
 /// The path parameter, plus the `mask` option.
@@ -24,13 +24,16 @@ pub struct Request {
 /// `{"data":{…}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Success {
+    /// The wallet.
     pub data: Wallet,
 }
 
+/// The wallet, fields in the order of Juicyway's sample.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wallet {
     /// The first pocket's UUID.
     pub account_id: String,
+    /// The first pocket's balance.
     pub balance: Balance,
     /// The holder's UUID.
     pub customer_id: String,
@@ -38,10 +41,13 @@ pub struct Wallet {
     pub events: Vec<Event>,
     /// The wallet's UUID.
     pub id: String,
+    /// Linked bank accounts, oldest first.
     pub payment_methods: Vec<PaymentMethod>,
+    /// The wallet's status.
     pub status: WalletStatus,
 }
 
+/// An amount in a currency.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance {
     /// The first pocket's balance.
@@ -50,6 +56,7 @@ pub struct Balance {
     pub currency: String,
 }
 
+/// One lifecycle event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// `create`, `freeze`, `unfreeze` or `delete`.
@@ -58,25 +65,38 @@ pub struct Event {
     pub id: String,
     /// RFC 3339, whole seconds, `Z`.
     pub inserted_at: String,
+    /// The reason given with the command.
     pub reason: Option<String>,
+    /// The wallet's UUID.
     pub wallet_id: String,
 }
 
+/// A linked bank account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentMethod {
+    /// The account holder's name.
     pub account_name: String,
+    /// The account number, masked when the request asked.
     pub account_number: String,
+    /// The account's type.
     pub account_type: String,
+    /// The holder's address.
     pub address: Option<String>,
+    /// The bank's address.
     pub bank_address: Option<String>,
+    /// The bank's code.
     pub bank_code: String,
+    /// The bank's name.
     pub bank_name: String,
 }
 
+/// A wallet's status as Juicyway names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WalletStatus {
+    /// Active.
     Active,
+    /// Frozen.
     Frozen,
     /// A closed wallet.
     Deleted,
@@ -95,12 +115,16 @@ impl From<Status> for WalletStatus {
 /// `{"error":{"code":…,"message":…}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// The error.
     pub error: ErrorDetail,
 }
 
+/// The error's code and message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
+    /// Always `not_found`.
     pub code: String,
+    /// What went wrong.
     pub message: String,
 }
 
@@ -138,7 +162,7 @@ pub fn render(s: &WalletSnapshot, mask: bool) -> Result<Success, StorageError> {
         data: Wallet {
             account_id: p.uuid.to_string(),
             balance: Balance {
-                amount: Number::units(p.figures.balance(), p.scale),
+                amount: Number(p.figures().balance),
                 currency: p.asset.clone(),
             },
             customer_id: s.holder.to_string(),

@@ -38,8 +38,11 @@ pub mod cryptofuse;
 pub mod juicyway;
 
 use crate::error::{ReadError, StorageError};
-use crate::ledger::{Reader, WalletSnapshot};
-use crate::model::{Instant, units_to_decimal};
+use crate::ledger::Reader;
+use crate::model::Instant;
+#[cfg(test)]
+use crate::model::units_to_decimal;
+use crate::snapshot::WalletSnapshot;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -83,8 +86,8 @@ impl<'r> Source<'r> {
     /// Wallet number `w` as of the instant, from the materialized state (no replay when the
     /// instant is at or after its last event). `None` when there is no such wallet or it did not
     /// exist yet at the instant.
-    pub fn wallet(&self, w: u64) -> Result<Option<WalletSnapshot>, StorageError> {
-        match self.reader.snapshot(w, Some(self.at)) {
+    pub(crate) fn wallet(&self, w: u64) -> Result<Option<WalletSnapshot>, StorageError> {
+        match self.reader.snapshot_of_number(w, Some(self.at)) {
             Ok(s) => Ok(Some(s)),
             Err(ReadError::UnknownWallet(_)) => Ok(None),
             Err(ReadError::Storage(e)) => Err(e),
@@ -113,7 +116,9 @@ pub enum UsageError {
     /// or mistyped field, an unknown field) and the vendor documents no error for it.
     #[error("{vendor} request: {message}")]
     BadRequest {
+        /// The vendor asked.
         vendor: &'static str,
+        /// What is wrong with the request.
         message: String,
     },
     /// The instant is not representable.
@@ -125,6 +130,21 @@ pub enum UsageError {
     /// The answer could not be serialized (a bug: every body is plain data).
     #[error("cannot serialize the answer: {0}")]
     Render(String),
+}
+
+impl UsageError {
+    /// The SPEC §7 code: `invalid_command` for an unknown vendor or a malformed request,
+    /// `invalid_time`, or `storage` (which includes a body that could not be serialized, a bug).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode;
+        match self {
+            UsageError::UnknownVendor(_) | UsageError::BadRequest { .. } => {
+                ErrorCode::InvalidCommand
+            }
+            UsageError::InvalidTime(_) => ErrorCode::InvalidTime,
+            UsageError::Storage(_) | UsageError::Render(_) => ErrorCode::Storage,
+        }
+    }
 }
 
 /// Answers `vendor`'s get-wallet request given as JSON text, as of `as_of` (default: the
@@ -198,13 +218,6 @@ fn render<T: Serialize>(body: &T) -> Result<String, UsageError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Number(pub Decimal);
 
-impl Number {
-    /// A figure in pocket units at `scale`.
-    pub fn units(units: u128, scale: u32) -> Number {
-        Number(units_to_decimal(units, scale))
-    }
-}
-
 impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0.normalize(), f)
@@ -234,19 +247,30 @@ impl<'de> Deserialize<'de> for Number {
     }
 }
 
-/// A figure as a string with at least `min_places` decimal places (`"0.00"`, `"0.025"`).
-pub fn amount_string(units: u128, scale: u32, min_places: u32) -> String {
-    crate::model::format_units_min_places(units, scale, min_places)
+/// A figure as a string with at least `min_places` decimal places (`"0.00"`, `"1500.75"`,
+/// `"0.025"`).
+pub fn amount_string(d: Decimal, min_places: u32) -> String {
+    // Padded as text: `Decimal::rescale` cannot add places to a 29-digit mantissa.
+    let mut out = d.normalize().to_string();
+    let places = out.split_once('.').map_or(0, |(_, f)| f.len()) as u32;
+    if places >= min_places {
+        return out;
+    }
+    if places == 0 {
+        out.push('.');
+    }
+    out.extend(std::iter::repeat_n('0', (min_places - places) as usize));
+    out
 }
 
 /// RFC 3339 in UTC with whole seconds and `Z` (`2025-07-24T08:08:07Z`); finer digits are cut.
-pub fn rfc3339_seconds(t: Instant) -> String {
-    t.to_datetime().to_rfc3339_opts(SecondsFormat::Secs, true)
+pub fn rfc3339_seconds(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// RFC 3339 in UTC with milliseconds and `Z` (`2025-03-15T14:30:00.000Z`); finer digits are cut.
-pub fn rfc3339_millis(t: Instant) -> String {
-    t.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
+pub fn rfc3339_millis(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// A UUID as a client writes it in a path or query: 32 hex digits, any case, either plain or
@@ -267,7 +291,7 @@ pub fn parse_uuid_text(s: &str) -> Option<Uuid> {
 
 /// A wallet's first pocket: the one single-balance vendors show. A wallet without pockets
 /// cannot be opened (a program has at least one), so its absence is corruption.
-fn first_pocket(s: &WalletSnapshot) -> Result<&crate::ledger::PocketSnapshot, StorageError> {
+fn first_pocket(s: &WalletSnapshot) -> Result<&crate::snapshot::PocketSnapshot, StorageError> {
     s.pockets
         .first()
         .ok_or_else(|| StorageError(format!("wallet {} has no pockets", s.wallet)))
@@ -277,23 +301,37 @@ fn first_pocket(s: &WalletSnapshot) -> Result<&crate::ledger::PocketSnapshot, St
 mod tests {
     use super::*;
 
+    fn units(units: u128, scale: u32) -> Number {
+        Number(units_to_decimal(units, scale))
+    }
+
     #[test]
     fn numbers_print_exactly_and_parse_back() {
-        let n = Number::units(129_526, 3);
+        let n = units(129_526, 3);
         assert_eq!(serde_json::to_string(&n).unwrap(), "129.526");
-        assert_eq!(serde_json::to_string(&Number::units(0, 18)).unwrap(), "0");
-        assert_eq!(
-            serde_json::to_string(&Number::units(129_000, 3)).unwrap(),
-            "129"
-        );
-        let max = Number::units(crate::limits::MAX_UNITS, 18);
+        assert_eq!(serde_json::to_string(&units(0, 18)).unwrap(), "0");
+        assert_eq!(serde_json::to_string(&units(129_000, 3)).unwrap(), "129");
+        let max = units(crate::limits::MAX_UNITS, 18);
         let text = serde_json::to_string(&max).unwrap();
         assert_eq!(text, "79228162514.264337593543950335");
         assert_eq!(serde_json::from_str::<Number>(&text).unwrap(), max);
         assert!(serde_json::from_str::<Number>("\"1\"").is_err());
         assert_eq!(
             serde_json::from_str::<Number>("1.50").unwrap(),
-            Number::units(15, 1)
+            units(15, 1)
+        );
+    }
+
+    #[test]
+    fn amount_strings_have_at_least_the_places_asked_for() {
+        let a = |u: u128, scale: u32| amount_string(units_to_decimal(u, scale), 2);
+        assert_eq!(a(0, 8), "0.00");
+        assert_eq!(a(2_500_000, 8), "0.025");
+        assert_eq!(a(150075, 2), "1500.75");
+        assert_eq!(a(15, 0), "15.00");
+        assert_eq!(
+            a(crate::limits::MAX_UNITS, 0),
+            "79228162514264337593543950335.00"
         );
     }
 
@@ -322,10 +360,14 @@ mod tests {
 
     #[test]
     fn timestamps_in_vendor_precision() {
-        let t = Instant::parse("t", "2025-03-15T14:30:00.123456789Z").unwrap();
+        let t = Instant::parse("t", "2025-03-15T14:30:00.123456789Z")
+            .unwrap()
+            .to_datetime();
         assert_eq!(rfc3339_seconds(t), "2025-03-15T14:30:00Z");
         assert_eq!(rfc3339_millis(t), "2025-03-15T14:30:00.123Z");
-        let t = Instant::parse("t", "2025-03-15T16:30:00+02:00").unwrap();
+        let t = Instant::parse("t", "2025-03-15T16:30:00+02:00")
+            .unwrap()
+            .to_datetime();
         assert_eq!(rfc3339_millis(t), "2025-03-15T14:30:00.000Z");
     }
 }
@@ -336,7 +378,9 @@ mod tests {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(untagged)]
 pub enum Response<S, E> {
+    /// A 200 answer.
     Success(S),
+    /// A 4xx or 5xx answer.
     Error(E),
 }
 

@@ -383,7 +383,7 @@ pub fn figures_digest(ledger: &Ledger, wallets: &[String], at: DateTime<Utc>) ->
                 s.status,
                 s.pockets
                     .iter()
-                    .map(|p| (p.pocket.clone(), p.figures))
+                    .map(|p| (p.pocket.clone(), p.units()))
                     .collect::<Vec<_>>()
             ),
             Err(e) => format!("{w} {e}"),
