@@ -215,3 +215,8 @@ pub mod internals {
         pub use crate::snapshot::*;
     }
 }
+
+/// The README's Rust examples, compiled and run by `cargo test` so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
