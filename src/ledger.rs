@@ -1897,7 +1897,31 @@ impl Reader {
         self.layered().wallet_by_card(card)
     }
     pub fn holder(&self, id: Uuid) -> Result<Option<Holder>, StorageError> {
-        self.layered().holder(*id.as_bytes())
+        Ok(self.layered().holder(*id.as_bytes())?.map(|r| r.holder))
+    }
+    /// When holder `id` was registered (`None`: no such holder). A holder is not found by a
+    /// view or look-up dated before this instant. `None` too for a holder whose row was written
+    /// before the projection kept the instant (it is found at every instant).
+    pub fn holder_registered_at(&self, id: Uuid) -> Result<Option<DateTime<Utc>>, StorageError> {
+        Ok(self
+            .layered()
+            .holder(*id.as_bytes())?
+            .filter(|r| r.registered_at != crate::domain::state::HolderRec::UNKNOWN_SINCE)
+            .map(|r| Instant(r.registered_at).to_datetime()))
+    }
+    /// Whether holder `id` exists and was registered at or before `at`.
+    pub fn holder_exists_at(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StorageError> {
+        // An instant past the representable range is after every registration, one before it
+        // before every one.
+        let at = at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        Ok(self
+            .layered()
+            .holder(*id.as_bytes())?
+            .is_some_and(|r| r.registered_by(at)))
     }
     pub fn holder_by_identity(&self, identity: &str) -> Result<Option<Uuid>, StorageError> {
         Ok(self.layered().holder_by_identity(identity)?.map(uuid_of))
