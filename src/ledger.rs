@@ -233,7 +233,7 @@ impl Drop for Db {
 }
 
 /// The log table, read-only.
-type LogTable = redb::ReadOnlyTable<(u64, u32), &'static [u8]>;
+pub(crate) type LogTable = redb::ReadOnlyTable<(u64, u32), &'static [u8]>;
 
 /// What readers read: the in-memory layer as of the last durable group, over the projection's
 /// read transaction. Immutable once published.
@@ -327,6 +327,8 @@ struct Inner {
     /// Set when a commit or flush failed: the handle refuses further writes (redb refuses writes
     /// on a database after an I/O error, and the layer may hold groups that are not durable).
     poisoned: Mutex<Option<String>>,
+    /// The last published position, for [`Ledger::wait_for`].
+    feed: crate::feed::Feed,
 }
 
 /// A function [`Ledger::on_commit`] calls after each group commit.
@@ -421,15 +423,6 @@ pub struct LifecycleEntry {
     pub id: Uuid,
     pub at: Instant,
     pub reason: Option<String>,
-}
-
-/// One event of a wallet's history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HistoryEntry {
-    pub seq: u64,
-    pub position: u64,
-    pub at: Instant,
-    pub event: Event,
 }
 
 /// An event as the log stores it.
@@ -657,8 +650,10 @@ impl Ledger {
         } else {
             view
         };
+        let feed = crate::feed::Feed::new(view.mem.last.position);
         Ok(Ledger {
             inner: Arc::new(Inner {
+                feed,
                 published: Mutex::new(Some(view)),
                 writer: Mutex::new(Some(w)),
                 db,
@@ -820,6 +815,10 @@ impl Ledger {
             .map_err(StorageError::from)?;
         txn.commit().map_err(StorageError::from)?;
         Ok(())
+    }
+
+    pub(crate) fn feed(&self) -> &crate::feed::Feed {
+        &self.inner.feed
     }
 
     /// The clock's current instant.
@@ -1327,7 +1326,9 @@ impl Ledger {
                 return Err(e);
             }
             if let Some(v) = p.view {
+                let last = v.mem.last.position;
                 *lock(&self.inner.published) = Some(v);
+                self.inner.feed.published(last);
             }
             Ok(results)
         });
@@ -1474,7 +1475,7 @@ impl Ledger {
         ))
     }
 
-    fn quick_reader(&self) -> Result<Reader, StorageError> {
+    pub(crate) fn quick_reader(&self) -> Result<Reader, StorageError> {
         Ok(Reader::new(self.view()?, self.now(), None, 8 << 20))
     }
 
@@ -1526,25 +1527,6 @@ impl Ledger {
                 .wallet_number(wallet)?
                 .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
             r.snapshot_inner(w, Some(t), false)
-        })
-    }
-
-    /// Every event of a wallet, in order.
-    pub fn history(&self, wallet: Uuid) -> Result<Vec<HistoryEntry>, ReadError> {
-        guard(|| {
-            let r = self.quick_reader()?;
-            let w = r
-                .wallet_number(wallet)?
-                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
-            Ok(r.events(w)?
-                .into_iter()
-                .map(|(seq, rec)| HistoryEntry {
-                    seq,
-                    position: rec.position,
-                    at: Instant(rec.at),
-                    event: rec.event,
-                })
-                .collect())
         })
     }
 
@@ -1669,7 +1651,7 @@ pub struct Unflushed {
 /// Runs `f`, turning a panic into a `storage` error. redb trusts the lengths it finds in pages it
 /// reads (it checks page checksums only when repairing after a crash), so a damaged file can make
 /// it panic; an embedding process must get an error it can report, not an abort.
-fn guard<T, E: From<StorageError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+pub(crate) fn guard<T, E: From<StorageError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
@@ -1875,7 +1857,7 @@ impl Reader {
         }
     }
 
-    fn layered(&self) -> Layered<'_> {
+    pub(crate) fn layered(&self) -> Layered<'_> {
         Layered {
             mem: &self.view.mem,
             base: &self.base,
@@ -1885,6 +1867,12 @@ impl Reader {
     /// The instant reads default to.
     pub fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+
+    /// The log as of at least this reader, and the key of the last record it reflects: a read of
+    /// the log must stop there (the table may hold records of later groups).
+    pub(crate) fn log(&self) -> Result<(&LogTable, LogKey), StorageError> {
+        Ok((self.view.log()?, self.view.mem.last))
     }
 
     pub fn wallet_number(&self, id: Uuid) -> Result<Option<u64>, StorageError> {
@@ -1953,7 +1941,12 @@ impl Reader {
         self.positions_between(w, 1, seq)
     }
 
-    fn positions_between(&self, w: u64, from: u64, to: u64) -> Result<Vec<u64>, StorageError> {
+    pub(crate) fn positions_between(
+        &self,
+        w: u64,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<u64>, StorageError> {
         let (flushed_to, mem) = match self.view.mem.wallets.get(&w) {
             Some(m) => (m.first_seq - 1, Some(m)),
             None => (to, None),

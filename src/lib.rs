@@ -27,6 +27,8 @@
 pub mod command;
 pub mod domain;
 pub mod error;
+pub mod feed;
+pub mod history;
 pub mod json;
 pub mod ledger;
 pub mod limits;
@@ -38,6 +40,8 @@ pub mod views;
 
 pub use command::{Command, Receipt, Request};
 pub use error::{CommandError, Error, ErrorCode, OpenError, ReadError, StorageError};
+pub use feed::Change;
+pub use history::{Allocation, Destination, HistoryEntry, HistoryEvent};
 pub use ledger::{
     Clock, CommitObserver, CommitStats, FixedClock, Ledger, Reader, SystemClock, WalletSnapshot,
 };

@@ -473,6 +473,29 @@ fn history_prints_the_wallets_events_in_order() {
     assert_eq!(events[5]["amount"], "80");
     assert_eq!(events[7]["at"], "2026-03-03T00:00:00Z");
     assert_eq!(events[7]["timed_out"], false);
+    // Allocations, SPEC §9's worked example: the redemption took 30 from A; the hold A's 70,
+    // then B's 10; at the release A's 70 expired at once and B got its 10 back. Events that
+    // move no lot's value print none.
+    assert_eq!(
+        events[4]["allocations"],
+        json!([{"lot":"A","amount":"30","to":"redeemed"}])
+    );
+    assert_eq!(
+        events[5]["allocations"],
+        json!([{"lot":"A","amount":"70","to":"held"},{"lot":"B","amount":"10","to":"held"}])
+    );
+    assert_eq!(
+        events[7]["allocations"],
+        json!([{"lot":"A","amount":"70","to":"expired"},{"lot":"B","amount":"10","to":"free"}])
+    );
+    for e in [&events[0], &events[1], &events[6]] {
+        assert!(e.get("allocations").is_none(), "{e}");
+    }
+    // The exact line of a credit, byte for byte (the shape this file format has always printed).
+    assert_eq!(
+        r.stdout.lines().nth(1).unwrap(),
+        r#"{"pocket":"main","lot":"A","amount":"100","activates_at":"2026-01-01T00:00:00Z","expires_at":"2026-03-01T00:00:00Z","seq":2,"position":4,"at":"2026-01-01T00:00:00Z","event":"credited"}"#
+    );
     // The receipts name the same log positions: the release (line 9) appended the activation
     // due on Feb 1 and the release itself.
     let release = &receipts[8];
