@@ -817,6 +817,11 @@ impl Ledger {
         Ok(())
     }
 
+    /// A read transaction on the file as of its last commit.
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, StorageError> {
+        Ok(self.inner.db.begin_read()?)
+    }
+
     pub(crate) fn feed(&self) -> &crate::feed::Feed {
         &self.inner.feed
     }
@@ -1533,10 +1538,20 @@ impl Ledger {
     /// Replays the whole log and compares it with the projection and the in-memory layer; see
     /// [`crate::verify`].
     pub fn verify(&self) -> Result<crate::verify::Report, StorageError> {
+        self.verify_with_progress(|_, _| {})
+    }
+
+    /// [`Ledger::verify`], calling `progress(done, total)` as it goes (every few thousand
+    /// events, and once at the end with `done == total`), for a progress bar. The units are
+    /// events, each counted twice (read in the log pass, replayed in its wallet's).
+    pub fn verify_with_progress(
+        &self,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<crate::verify::Report, StorageError> {
         guard(|| {
             let view = self.view()?;
             let log = view.log()?;
-            crate::verify::verify(&view.l2, &view.mem, log)
+            crate::verify::verify_with_progress(&view.l2, &view.mem, log, &mut progress)
         })
     }
 
@@ -1867,6 +1882,11 @@ impl Reader {
     /// The instant reads default to.
     pub fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+
+    /// The layer and the projection this reader reads.
+    pub(crate) fn parts(&self) -> (&Mem, &Arc<L2>) {
+        (&self.view.mem, &self.view.l2)
     }
 
     /// The log as of at least this reader, and the key of the last record it reflects: a read of

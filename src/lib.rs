@@ -34,6 +34,7 @@ pub mod ledger;
 pub mod limits;
 pub mod model;
 pub mod render;
+pub mod stats;
 pub mod storage;
 pub mod verify;
 pub mod views;
@@ -45,3 +46,4 @@ pub use history::{Allocation, Destination, HistoryEntry, HistoryEvent};
 pub use ledger::{
     Clock, CommitObserver, CommitStats, FixedClock, Ledger, Reader, SystemClock, WalletSnapshot,
 };
+pub use stats::{LedgerStats, TableStats};

@@ -76,6 +76,30 @@ pub fn verify(
     mem: &Mem,
     log: &ReadOnlyTable<(u64, u32), &'static [u8]>,
 ) -> Result<Report, StorageError> {
+    verify_with_progress(l2, mem, log, &mut |_, _| {})
+}
+
+/// How many units of work pass between two progress reports.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// [`verify`], telling `progress(done, total)` how far it is now and then, in events: each
+/// event is read once by the log pass and once by its wallet's replay, so `total` is twice the
+/// number of events. The last call is `progress(total, total)`.
+pub fn verify_with_progress(
+    l2: &Arc<L2>,
+    mem: &Mem,
+    log: &ReadOnlyTable<(u64, u32), &'static [u8]>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, StorageError> {
+    let total = mem.last.position.saturating_mul(2);
+    progress(0, total);
+    let mut reported = 0u64;
+    let mut report = |done: u64| {
+        if done >= reported.saturating_add(PROGRESS_EVERY) || done == total {
+            reported = done;
+            progress(done.min(total), total);
+        }
+    };
     let mut p = Problems(Vec::new());
     // Each wallet's rows are read once: a small cache, dropped as it fills, is all this needs.
     let base = Cached::new(l2.clone(), 4 << 20);
@@ -96,6 +120,7 @@ pub fn verify(
         if key > end {
             break;
         }
+        report(key.position);
         let bytes = v.value();
         let rec = match logrec::decode(key, bytes) {
             Ok(r) => r,
@@ -188,6 +213,8 @@ pub fn verify(
     let ledger = view.ledger()?;
     let wallets = counts.keys().filter(|s| **s != LEDGER_STREAM).count() as u64;
     let mut global = Global::default();
+    // The ledger stream's events were replayed by the log pass.
+    let mut done = end.position + counts.get(&LEDGER_STREAM).copied().unwrap_or(0);
     for w in 1..=ledger
         .wallets
         .max(counts.keys().copied().max().unwrap_or(0))
@@ -196,6 +223,8 @@ pub fn verify(
         if let Err(e) = check_wallet(&mut p, &view, log, w, n, &mut global) {
             p.push(format!("wallet {w}: {}", e.0));
         }
+        done += n;
+        report(done);
     }
 
     // Ledger counters.
@@ -220,6 +249,7 @@ pub fn verify(
     // Global tables: programs and holders from the ledger stream's replay.
     let lc = ledger_tx.into_changes()?;
     check_global(&mut p, &view, l2, mem, &lc, &global)?;
+    report(total);
     Ok(Report {
         events,
         wallets,
