@@ -235,7 +235,7 @@ impl Drop for Db {
 }
 
 /// The log table, read-only.
-type LogTable = redb::ReadOnlyTable<(u64, u32), &'static [u8]>;
+pub(crate) type LogTable = redb::ReadOnlyTable<(u64, u32), &'static [u8]>;
 
 /// What readers read: the in-memory layer as of the last durable group, over the projection's
 /// read transaction. Immutable once published.
@@ -329,6 +329,8 @@ struct Inner {
     /// Set when a commit or flush failed: the handle refuses further writes (redb refuses writes
     /// on a database after an I/O error, and the layer may hold groups that are not durable).
     poisoned: Mutex<Option<String>>,
+    /// The last published position, for [`Ledger::wait_for`].
+    feed: crate::feed::Feed,
 }
 
 /// A function [`Ledger::on_commit`] calls after each group commit.
@@ -381,19 +383,6 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct Ledger {
     inner: Arc<Inner>,
-}
-
-/// One event of a wallet's history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HistoryEntry {
-    /// The event's sequence number in its wallet's stream, from 1.
-    pub seq: u64,
-    /// Its position in the global log.
-    pub position: u64,
-    /// When it took effect.
-    pub at: Instant,
-    /// What happened.
-    pub event: Event,
 }
 
 /// An event as the log stores it.
@@ -578,8 +567,10 @@ impl Ledger {
         } else {
             view
         };
+        let feed = crate::feed::Feed::new(view.mem.last.position);
         Ok(Ledger {
             inner: Arc::new(Inner {
+                feed,
                 published: Mutex::new(Some(view)),
                 writer: Mutex::new(Some(w)),
                 db,
@@ -742,6 +733,15 @@ impl Ledger {
             .map_err(StorageError::from)?;
         txn.commit().map_err(StorageError::from)?;
         Ok(())
+    }
+
+    /// A read transaction on the file as of its last commit.
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, StorageError> {
+        Ok(self.inner.db.begin_read()?)
+    }
+
+    pub(crate) fn feed(&self) -> &crate::feed::Feed {
+        &self.inner.feed
     }
 
     /// The clock's current instant.
@@ -1249,7 +1249,9 @@ impl Ledger {
                 return Err(e);
             }
             if let Some(v) = p.view {
+                let last = v.mem.last.position;
                 *lock(&self.inner.published) = Some(v);
+                self.inner.feed.published(last);
             }
             Ok(results)
         });
@@ -1396,7 +1398,7 @@ impl Ledger {
         ))
     }
 
-    fn quick_reader(&self) -> Result<Reader, StorageError> {
+    pub(crate) fn quick_reader(&self) -> Result<Reader, StorageError> {
         Ok(Reader::new(self.view()?, self.now(), None, 8 << 20))
     }
 
@@ -1451,33 +1453,24 @@ impl Ledger {
         })
     }
 
-    /// Every event of a wallet, in order.
-    pub fn history(&self, wallet: Uuid) -> Result<Vec<HistoryEntry>, ReadError> {
-        guard(|| {
-            let r = self.quick_reader()?;
-            let w = r
-                .wallet_number(wallet)?
-                .ok_or_else(|| ReadError::UnknownWallet(wallet.to_string()))?;
-            Ok(r.events(w)?
-                .into_iter()
-                .map(|(seq, rec)| HistoryEntry {
-                    seq,
-                    position: rec.position,
-                    at: Instant(rec.at),
-                    event: rec.event,
-                })
-                .collect())
-        })
-    }
-
     /// Replays the whole log, checking its checksum chain, and compares every wallet's replay
     /// with the stored figures (SPEC §5: the materialized figures equal the replay of the log).
     /// Memory stays bounded whatever the log's length.
     pub fn verify(&self) -> Result<crate::verify::Report, StorageError> {
+        self.verify_with_progress(|_, _| {})
+    }
+
+    /// [`Ledger::verify`], calling `progress(done, total)` as it goes (every few thousand
+    /// events, and once at the end with `done == total`), for a progress bar. The units are
+    /// events, each counted twice (read in the log pass, replayed in its wallet's).
+    pub fn verify_with_progress(
+        &self,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<crate::verify::Report, StorageError> {
         guard(|| {
             let view = self.view()?;
             let log = view.log()?;
-            crate::verify::verify(&view.l2, &view.mem, log)
+            crate::verify::verify_with_progress(&view.l2, &view.mem, log, &mut progress)
         })
     }
 
@@ -1594,7 +1587,7 @@ pub struct Unflushed {
 /// Runs `f`, turning a panic into a `storage` error. redb trusts the lengths it finds in pages it
 /// reads (it checks page checksums only when repairing after a crash), so a damaged file can make
 /// it panic; an embedding process must get an error it can report, not an abort.
-fn guard<T, E: From<StorageError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+pub(crate) fn guard<T, E: From<StorageError>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
@@ -1800,7 +1793,7 @@ impl Reader {
         }
     }
 
-    fn layered(&self) -> Layered<'_> {
+    pub(crate) fn layered(&self) -> Layered<'_> {
         Layered {
             mem: &self.view.mem,
             base: &self.base,
@@ -1810,6 +1803,17 @@ impl Reader {
     /// The instant reads default to.
     pub fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+
+    /// The layer and the projection this reader reads.
+    pub(crate) fn parts(&self) -> (&Mem, &Arc<L2>) {
+        (&self.view.mem, &self.view.l2)
+    }
+
+    /// The log as of at least this reader, and the key of the last record it reflects: a read of
+    /// the log must stop there (the table may hold records of later groups).
+    pub(crate) fn log(&self) -> Result<(&LogTable, LogKey), StorageError> {
+        Ok((self.view.log()?, self.view.mem.last))
     }
 
     /// The wallet's internal number (internal; for the crate's tests).
@@ -1857,12 +1861,37 @@ impl Reader {
         self.layered().wallet_by_card(card)
     }
 
-    /// A holder's profile, if the holder is registered.
+    /// A holder's profile, if the holder is registered (at any instant).
     pub fn holder(&self, id: Uuid) -> Result<Option<HolderProfile>, StorageError> {
         Ok(self
             .layered()
             .holder(*id.as_bytes())?
             .map(HolderProfile::from))
+    }
+
+    /// When holder `id` was registered (`None`: no such holder). A holder is not found by a
+    /// view or look-up dated before this instant. `None` too for a holder whose row was written
+    /// before the projection kept the instant (it is found at every instant).
+    pub fn holder_registered_at(&self, id: Uuid) -> Result<Option<DateTime<Utc>>, StorageError> {
+        Ok(self
+            .layered()
+            .holder(*id.as_bytes())?
+            .filter(|r| r.registered_at != crate::domain::state::HolderRec::UNKNOWN_SINCE)
+            .map(|r| Instant(r.registered_at).to_datetime()))
+    }
+    /// Whether holder `id` exists and was registered at or before `at`.
+    pub fn holder_exists_at(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StorageError> {
+        // An instant past the representable range is after every registration, one before it
+        // before every one.
+        let at = at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        Ok(self
+            .layered()
+            .holder(*id.as_bytes())?
+            .is_some_and(|r| r.registered_by(at)))
     }
 
     /// The holder registered with this identity, if any.
@@ -1909,7 +1938,12 @@ impl Reader {
         self.positions_between(w, 1, seq)
     }
 
-    fn positions_between(&self, w: u64, from: u64, to: u64) -> Result<Vec<u64>, StorageError> {
+    pub(crate) fn positions_between(
+        &self,
+        w: u64,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<u64>, StorageError> {
         let (flushed_to, mem) = match self.view.mem.wallets.get(&w) {
             Some(m) => (m.first_seq - 1, Some(m)),
             None => (to, None),

@@ -151,12 +151,15 @@
 pub mod command;
 mod domain;
 mod error;
+pub mod feed;
+pub mod history;
 pub mod json;
 mod ledger;
 pub mod limits;
 mod model;
 pub mod render;
 mod snapshot;
+mod stats;
 mod storage;
 mod verify;
 pub mod views;
@@ -168,12 +171,15 @@ pub use command::{
     ReverseCredit,
 };
 pub use error::{CommandError, Error, ErrorCode, OpenError, ReadError, StorageError};
+pub use feed::Change;
+pub use history::{Allocation, Destination, HistoryEntry, HistoryEvent};
 pub use ledger::{
-    Clock, CommitObserver, CommitStats, DEFAULT_MEMORY_BUDGET, FixedClock, HistoryEntry, Ledger,
+    Clock, CommitObserver, CommitStats, DEFAULT_MEMORY_BUDGET, FixedClock, Ledger,
     MAX_UNFLUSHED_EVENTS, OpenOptions, Reader, SystemClock, Unflushed,
 };
 pub use model::{Card, LifecycleAction, Order, PaymentMethod, PocketTemplate, Program, Status};
 pub use snapshot::{HolderProfile, LifecycleEntry, PocketFigures, PocketSnapshot, WalletSnapshot};
+pub use stats::{LedgerStats, TableStats};
 pub use verify::Report as VerifyReport;
 
 /// The crates whose types the API uses, re-exported so an application need not match versions.

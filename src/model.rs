@@ -20,8 +20,6 @@ use std::fmt;
 pub struct Instant(pub i64);
 
 impl Instant {
-    pub const MAX: Instant = Instant(i64::MAX);
-
     /// Converts a chrono time; `None` when it is outside the representable range.
     pub fn from_datetime(t: DateTime<Utc>) -> Option<Instant> {
         t.timestamp_nanos_opt().map(Instant)

@@ -4,10 +4,9 @@
 //! Inside the ledger a pocket's figures are integers in units of its scale (so sums are exact and
 //! cheap); they become decimals here, in [`PocketSnapshot::figures`], and nowhere else.
 
-use crate::domain::state::{LifecycleRec, WalletState};
+use crate::domain::state::{HolderRec, LifecycleRec, WalletState};
 use crate::model::{
-    Card, Figures, Holder, Instant, LifecycleAction, PaymentMethod, Status, units_to_decimal,
-    uuid_of,
+    Card, Figures, Instant, LifecycleAction, PaymentMethod, Status, units_to_decimal, uuid_of,
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -235,14 +234,19 @@ pub struct HolderProfile {
     pub identity: Option<String>,
     /// The holder's email as given (look-ups compare it case-insensitively).
     pub email: Option<String>,
+    /// When the holder was registered: views and look-ups dated earlier do not find them.
+    /// (`None` only for a holder recorded by a build that did not keep the instant.)
+    pub registered_at: Option<DateTime<Utc>>,
 }
 
-impl From<Holder> for HolderProfile {
-    fn from(h: Holder) -> HolderProfile {
+impl From<HolderRec> for HolderProfile {
+    fn from(r: HolderRec) -> HolderProfile {
         HolderProfile {
-            holder: uuid_of(h.holder),
-            identity: h.identity,
-            email: h.email,
+            holder: uuid_of(r.holder.holder),
+            identity: r.holder.identity,
+            email: r.holder.email,
+            registered_at: (r.registered_at != HolderRec::UNKNOWN_SINCE)
+                .then(|| Instant(r.registered_at).to_datetime()),
         }
     }
 }

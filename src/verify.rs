@@ -72,13 +72,27 @@ fn is_time_driven(ev: &Event) -> bool {
     )
 }
 
-/// Checks the ledger as of the layer `mem` over the projection `l2`, reading the log from
-/// `log` (a read transaction that holds at least every record `mem` reflects).
-pub fn verify(
+/// How many units of work pass between two progress reports.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// [`verify`], telling `progress(done, total)` how far it is now and then, in events: each
+/// event is read once by the log pass and once by its wallet's replay, so `total` is twice the
+/// number of events. The last call is `progress(total, total)`.
+pub fn verify_with_progress(
     l2: &Arc<L2>,
     mem: &Mem,
     log: &ReadOnlyTable<(u64, u32), &'static [u8]>,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, StorageError> {
+    let total = mem.last.position.saturating_mul(2);
+    progress(0, total);
+    let mut reported = 0u64;
+    let mut report = |done: u64| {
+        if done >= reported.saturating_add(PROGRESS_EVERY) || done == total {
+            reported = done;
+            progress(done.min(total), total);
+        }
+    };
     let mut p = Problems(Vec::new());
     // Each wallet's rows are read once: a small cache, dropped as it fills, is all this needs.
     let base = Cached::new(l2.clone(), 4 << 20);
@@ -99,6 +113,7 @@ pub fn verify(
         if key > end {
             break;
         }
+        report(key.position);
         let bytes = v.value();
         let rec = match logrec::decode(key, bytes) {
             Ok(r) => r,
@@ -193,6 +208,8 @@ pub fn verify(
     let ledger = view.ledger()?;
     let wallets = counts.keys().filter(|s| **s != LEDGER_STREAM).count() as u64;
     let mut global = Global::default();
+    // The ledger stream's events were replayed by the log pass.
+    let mut done = end.position + counts.get(&LEDGER_STREAM).copied().unwrap_or(0);
     for w in 1..=ledger
         .wallets
         .max(counts.keys().copied().max().unwrap_or(0))
@@ -201,6 +218,8 @@ pub fn verify(
         if let Err(e) = check_wallet(&mut p, &view, log, w, n, &mut global) {
             p.push(format!("wallet {w}: {}", e.0));
         }
+        done += n;
+        report(done);
     }
 
     // Ledger counters.
@@ -225,6 +244,7 @@ pub fn verify(
     // Global tables: programs and holders from the ledger stream's replay.
     let lc = ledger_tx.into_changes()?;
     check_global(&mut p, &view, l2, mem, &lc, &global)?;
+    report(total);
     Ok(Report {
         events,
         wallets,
@@ -696,7 +716,13 @@ fn check_global(
         ));
     }
     for (id, h) in &lc.holders {
-        if view.holder(*id)?.as_ref() != Some(h) {
+        let same = match view.holder(*id)? {
+            // A row written before rows kept the instant is not a difference (see
+            // `HolderRec::UNKNOWN_SINCE`).
+            Some(s) if s.registered_at == HolderRec::UNKNOWN_SINCE => s.holder == h.holder,
+            s => s.as_ref() == Some(h),
+        };
+        if !same {
             p.push(format!(
                 "holder {}: differs from replay",
                 crate::model::uuid_of(*id)

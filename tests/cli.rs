@@ -473,6 +473,29 @@ fn history_prints_the_wallets_events_in_order() {
     assert_eq!(events[5]["amount"], "80");
     assert_eq!(events[7]["at"], "2026-03-03T00:00:00Z");
     assert_eq!(events[7]["timed_out"], false);
+    // Allocations, SPEC §9's worked example: the redemption took 30 from A; the hold A's 70,
+    // then B's 10; at the release A's 70 expired at once and B got its 10 back. Events that
+    // move no lot's value print none.
+    assert_eq!(
+        events[4]["allocations"],
+        json!([{"lot":"A","amount":"30","to":"redeemed"}])
+    );
+    assert_eq!(
+        events[5]["allocations"],
+        json!([{"lot":"A","amount":"70","to":"held"},{"lot":"B","amount":"10","to":"held"}])
+    );
+    assert_eq!(
+        events[7]["allocations"],
+        json!([{"lot":"A","amount":"70","to":"expired"},{"lot":"B","amount":"10","to":"free"}])
+    );
+    for e in [&events[0], &events[1], &events[6]] {
+        assert!(e.get("allocations").is_none(), "{e}");
+    }
+    // The exact line of a credit, byte for byte (the shape this file format has always printed).
+    assert_eq!(
+        r.stdout.lines().nth(1).unwrap(),
+        r#"{"pocket":"main","lot":"A","amount":"100","activates_at":"2026-01-01T00:00:00Z","expires_at":"2026-03-01T00:00:00Z","seq":2,"position":4,"at":"2026-01-01T00:00:00Z","event":"credited"}"#
+    );
     // The receipts name the same log positions: the release (line 9) appended the activation
     // due on Feb 1 and the release itself.
     let release = &receipts[8];
@@ -543,4 +566,160 @@ fn verify_passes_after_every_script() {
         assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
         s.verify_ok();
     }
+}
+
+/// `tail` prints every event after a position, one JSON object per line, in position order:
+/// from 0 the whole log; from P exactly what follows P, so a consumer restarting from the last
+/// position it printed misses nothing and repeats nothing.
+#[test]
+fn tail_prints_the_log_from_a_position() {
+    let s = Scratch::new();
+    let applied = s.apply(&repo("examples/scripts/worked_example.jsonl"));
+    assert_eq!(applied.code, 0);
+    let r = s.run(&["tail"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let all = r.lines();
+    assert_eq!(all.len(), 10);
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e["position"], i as u64 + 1, "{e}");
+    }
+    // Ledger-stream events belong to no wallet.
+    assert_eq!(all[0]["event"], "program_defined");
+    assert_eq!(all[0]["wallet"], Value::Null);
+    assert_eq!(all[1]["event"], "holder_registered");
+    // A wallet's events: the same as `history` prints, with the wallet (and no allocations).
+    let history = s.run(&["history", W]).lines();
+    for (t, h) in all[2..].iter().zip(&history) {
+        assert_eq!(t["wallet"], W);
+        let mut h = h.clone();
+        let m = h.as_object_mut().unwrap();
+        m.remove("allocations");
+        m.insert("wallet".into(), json!(W));
+        assert_eq!(*t, h);
+    }
+    assert_eq!(
+        r.stdout.lines().nth(3).unwrap(),
+        r#"{"position":4,"wallet":"550e8400-e29b-41d4-a716-446655440000","seq":2,"at":"2026-01-01T00:00:00Z","event":"credited","pocket":"main","lot":"A","amount":"100","activates_at":"2026-01-01T00:00:00Z","expires_at":"2026-03-01T00:00:00Z"}"#
+    );
+    for from in [0usize, 1, 5, 9, 10, 99] {
+        let r = s.run(&["tail", "--from", &from.to_string()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.lines(), all[from.min(10)..], "--from {from}");
+    }
+    for bad in [
+        vec!["tail", "--from", "-1"],
+        vec!["tail", "--from"],
+        vec!["tail", "x"],
+        vec!["show", W, "--follow"],
+    ] {
+        let r = s.run(&bad);
+        assert_eq!(r.code, 2, "{bad:?}");
+        assert!(r.stdout.is_empty());
+    }
+}
+
+/// `tail --follow` keeps printing what other processes append: it holds the file only while it
+/// reads, so two `walletctl apply` runs write while it follows; it prints their events once
+/// each, in order, and is then killed.
+#[test]
+fn tail_follow_prints_what_other_processes_append() {
+    use std::io::BufRead;
+    let s = Scratch::new();
+    assert_eq!(s.apply_text("base.jsonl", BASE).code, 0);
+    let db = s.db();
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_walletctl"))
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "tail",
+            "--follow",
+            "--from",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = follower.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| -> Value {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("no line for {what}: {e}"));
+        serde_json::from_str(&line).unwrap()
+    };
+    // What was there: positions 2 and 3.
+    assert_eq!(next("the holder")["position"], 2);
+    assert_eq!(next("the wallet")["position"], 3);
+    for (i, amount) in ["1.5", "2"].iter().enumerate() {
+        let r = s.apply_text(
+            &format!("more{i}.jsonl"),
+            &format!(
+                r#"{{"op":"credit","at":"2026-01-0{}T00:00:00Z","wallet":"{W}","amount":"{amount}","lot":"L{i}"}}"#,
+                i + 2
+            ),
+        );
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let e = next("a credit");
+        assert_eq!(e["position"], 4 + i as u64, "{e}");
+        assert_eq!(e["event"], "credited");
+        assert_eq!(e["lot"], format!("L{i}"));
+        assert_eq!(e["amount"], *amount);
+    }
+    follower.kill().unwrap();
+    let _ = follower.wait();
+    reader.join().unwrap();
+    // Nothing else was printed (no repeat of an event already shown).
+    assert!(rx.try_recv().is_err());
+    s.verify_ok();
+}
+
+/// `stats`: the ledger's counts, the file's bytes and every table's.
+#[test]
+fn stats_prints_the_ledgers_size() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.apply(&repo("examples/scripts/worked_example.jsonl")).code,
+        0
+    );
+    let r = s.run(&["stats"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(
+        (&v["events"], &v["wallets"], &v["holders"], &v["programs"]),
+        (&json!(10), &json!(1), &json!(1), &json!(1))
+    );
+    // The file's size while stats had it open (redb may trim the file on close).
+    let file = v["file_bytes"].as_u64().unwrap();
+    assert!(file > 0);
+    let tables = v["tables"].as_object().unwrap();
+    assert_eq!(tables["log"]["entries"], 10);
+    assert!(tables["log"]["stored_bytes"].as_u64().unwrap() > 0);
+    let mut sum = 0;
+    for (name, t) in tables {
+        let parts: u64 = ["stored_bytes", "metadata_bytes", "fragmented_bytes"]
+            .iter()
+            .map(|k| t[k].as_u64().unwrap())
+            .sum();
+        assert_eq!(t["bytes"], parts, "{name}");
+        sum += parts;
+    }
+    assert!(sum <= file, "tables {sum} > file {file}");
+    for name in ["meta", "wallets", "wallet_rows", "holders", "idempotency"] {
+        assert!(tables.contains_key(name), "{name}");
+    }
+    // Closed cleanly by the apply: nothing left in memory.
+    assert_eq!(v["unflushed"]["events"], 0);
+    // Piped, verify draws no progress bar: stderr stays empty.
+    let r = s.run(&["verify"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stderr, "");
 }

@@ -385,10 +385,8 @@ fn concurrent_retries_of_one_key_execute_once() {
     let credited: Vec<String> = history
         .iter()
         .filter_map(|h| match &h.event {
-            wallet_ledger::internals::domain::event::Event::Credited { id, .. }
-                if id.starts_with("idem-") =>
-            {
-                Some(id.clone())
+            wallet_ledger::HistoryEvent::Credited { lot, .. } if lot.starts_with("idem-") => {
+                Some(lot.clone())
             }
             _ => None,
         })

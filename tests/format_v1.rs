@@ -677,16 +677,27 @@ fn assert_v1_content(l: &Ledger) {
     assert_eq!(closed.status, Status::Closed);
     // The history read from the file is the fixture's, event for event.
     let want = expected();
+    let r = l.reader().unwrap();
     for (uuid, stream) in [(W, 1u64), (V, 2)] {
-        let h = l.history(uuid.parse().unwrap()).unwrap();
+        let no = r.wallet_number(uuid.parse().unwrap()).unwrap().unwrap();
+        let h = r.events(no).unwrap();
         let w: Vec<_> = want.iter().filter(|e| e.0 == stream).collect();
         assert_eq!(h.len(), w.len());
-        for (got, (_, seq, pos, at, ev)) in h.iter().zip(w) {
+        for ((seq_got, got), (_, seq, pos, at, ev)) in h.iter().zip(w) {
             assert_eq!(
-                (got.seq, got.position, got.at.0, &got.event),
+                (*seq_got, got.position, got.at, &got.event),
                 (*seq, *pos, *at, ev)
             );
         }
+        // The typed history reads the same events.
+        let typed = l.history(uuid.parse().unwrap()).unwrap();
+        assert_eq!(
+            typed
+                .iter()
+                .map(|e| (e.seq, e.position))
+                .collect::<Vec<_>>(),
+            h.iter().map(|(s, e)| (*s, e.position)).collect::<Vec<_>>()
+        );
     }
 }
 

@@ -4,9 +4,9 @@
 
 use wallet_ledger::views::{self, cashfree};
 use wallet_ledger::{
-    Capture, Command, Credit, DateTime, Decimal, DefineProgram, Error, ErrorCode, FixedClock, Hold,
-    IssueCard, Ledger, LifecycleAction, LifecycleChange, OpenOptions, OpenWallet, PocketSpec,
-    Redeem, RegisterHolder, Request, Status, Utc, Uuid,
+    Allocation, Capture, Command, Credit, DateTime, Decimal, DefineProgram, Destination, Error,
+    ErrorCode, FixedClock, HistoryEvent, Hold, IssueCard, Ledger, LifecycleAction, LifecycleChange,
+    OpenOptions, OpenWallet, PocketSpec, Redeem, RegisterHolder, Request, Status, Utc, Uuid,
 };
 
 fn d(s: &str) -> Decimal {
@@ -270,6 +270,56 @@ fn a_newcomer_runs_a_wallet_through_its_life_with_the_typed_api() -> Result<(), 
     .unwrap()?;
     let after = ledger.figures(wallet, Some(t("2026-01-10T00:00:00Z")))?;
     assert_eq!(after.pockets[0].figures().balance, d("50"));
+
+    // History, typed: the capture took its 15 from lot "jan"; paged, it is the same history.
+    let history = ledger.history(wallet)?;
+    let captured = history
+        .iter()
+        .find(|h| matches!(h.event, HistoryEvent::Captured { .. }))
+        .expect("the capture");
+    assert_eq!(captured.at, t("2026-01-06T00:00:00Z"));
+    assert!(captured.allocations.contains(&Allocation {
+        lot: "jan".into(),
+        amount: d("15"),
+        to: Destination::Redeemed,
+    }));
+    let mut paged = Vec::new();
+    loop {
+        let after = paged
+            .last()
+            .map_or(0, |h: &wallet_ledger::HistoryEntry| h.seq);
+        let page = ledger.history_page(wallet, after, 3)?;
+        if page.is_empty() {
+            break;
+        }
+        paged.extend(page);
+    }
+    assert_eq!(paged, history);
+
+    // The change feed: every event from position 0 on, in order, then caught up.
+    let mut feed = Vec::new();
+    loop {
+        let after = feed
+            .last()
+            .map_or(0, |c: &wallet_ledger::Change| c.position);
+        let page = ledger.changes(after, 4)?;
+        if page.is_empty() {
+            break;
+        }
+        feed.extend(page);
+    }
+    assert_eq!(
+        feed.iter().map(|c| c.position).collect::<Vec<_>>(),
+        (1..=ledger.last_position()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        feed.iter().filter(|c| c.wallet == Some(wallet)).count(),
+        history.len()
+    );
+    assert!(!ledger.wait_for(
+        ledger.last_position() + 1,
+        std::time::Duration::from_millis(5)
+    ));
 
     assert!(ledger.verify()?.ok());
     drop(ledger);

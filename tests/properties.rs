@@ -30,12 +30,11 @@ use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::fmt;
 use uuid::Uuid;
-use wallet_ledger::HistoryEntry;
 use wallet_ledger::command::*;
-use wallet_ledger::internals::domain::event::Event;
 use wallet_ledger::internals::model::{Figures, Order, Status};
 use wallet_ledger::limits::MAX_UNITS;
 use wallet_ledger::{CommandError, ErrorCode, FixedClock, Ledger, ReadError, WalletSnapshot};
+use wallet_ledger::{HistoryEntry, HistoryEvent};
 
 // ---- the fixed starting ledger -------------------------------------------------------------
 
@@ -1148,7 +1147,11 @@ proptest! {
 
     /// A hold ends at most once: in every wallet's history each hold has at most one `captured`
     /// or `released` event, never before it was `held`, and the holds still open add up to the
-    /// wallet's `on_hold` at its last event.
+    /// wallet's `on_hold` at its last event. And every history entry's allocations add up to
+    /// what the event moved: a redemption's, hold's or forfeit's amount taken from lots (to
+    /// `redeemed`, `held`, `expired`), a refund's returned (to `free` or `expired`), a capture's
+    /// amount to `redeemed` and its whole hold accounted for, a release's whole hold returned,
+    /// an expiry's lot expired; nothing for any other event.
     #[test]
     fn a_hold_ends_at_most_once(steps in steps()) {
         let mut h = Harness::new(false);
@@ -1178,7 +1181,8 @@ proptest! {
                         _ => {}
                     }
                 }
-                let last = hist.last().unwrap().at.to_datetime();
+                check_allocations(w, &hist)?;
+                let last = hist.last().unwrap().at;
                 let s = h.snap(w, last).unwrap();
                 for p in &s.pockets {
                     let open: Decimal = holds
@@ -1212,10 +1216,10 @@ proptest! {
                 let no = *id;
                 let hist = h.ledger.history(*id).unwrap();
                 let pick = &hist[(step.probe.unsigned_abs() as usize) % hist.len()];
-                let et = pick.at.to_datetime();
+                let et = pick.at;
                 let mut ts = instants(&h, step, out.at);
                 ts.extend([et, et - Duration::nanoseconds(1), et + Duration::nanoseconds(1)]);
-                ts.push(hist.last().unwrap().at.to_datetime());
+                ts.push(hist.last().unwrap().at);
                 for t in ts {
                     let a = r.snapshot(no, Some(t));
                     let b = r.snapshot_replayed(no, t);
@@ -1263,13 +1267,13 @@ proptest! {
                 let Ok(hist) = hist else { continue };
                 for e in &hist[len..] {
                     recorded += 1;
-                    prop_assert!(e.at.to_datetime() <= at);
+                    prop_assert!(e.at <= at);
                     prop_assert!(
                         matches!(
                             e.event,
-                            Event::Activated { early: false, .. }
-                                | Event::Expired { .. }
-                                | Event::Released { timed_out: true, .. }
+                            HistoryEvent::Activated { early: false, .. }
+                                | HistoryEvent::Expired { .. }
+                                | HistoryEvent::Released { timed_out: true, .. }
                         ),
                         "sweep recorded {:?}", e.event
                     );
@@ -1448,4 +1452,61 @@ fn the_generator_reaches_every_outcome() {
     }
     assert!(replays > 0, "no idempotent replay: {seen:?}");
     assert!(batch_failures > 0, "no batch failed part way: {seen:?}");
+}
+
+/// See `a_hold_ends_at_most_once`.
+fn check_allocations(w: usize, hist: &[HistoryEntry]) -> Result<(), TestCaseError> {
+    use wallet_ledger::Destination as D;
+    let mut holds: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for e in hist {
+        let a = &e.allocations;
+        let sum = |to: &[D]| -> Decimal {
+            a.iter()
+                .filter(|x| to.contains(&x.to))
+                .map(|x| x.amount)
+                .sum()
+        };
+        let only = |to: &[D]| {
+            a.iter()
+                .all(|x| to.contains(&x.to) && x.amount > Decimal::ZERO)
+        };
+        let total = sum(&[D::Redeemed, D::Held, D::Free, D::Expired]);
+        let ok = match &e.event {
+            HistoryEvent::Redeemed { amount, .. } => only(&[D::Redeemed]) && total == *amount,
+            HistoryEvent::Held {
+                pocket,
+                hold,
+                amount,
+                ..
+            } => {
+                holds.insert((pocket.clone(), hold.clone()), *amount);
+                only(&[D::Held]) && total == *amount
+            }
+            HistoryEvent::Forfeited { amount, .. } => only(&[D::Expired]) && total == *amount,
+            HistoryEvent::Refunded { amount, .. } => {
+                only(&[D::Free, D::Expired]) && total == *amount
+            }
+            HistoryEvent::Captured {
+                pocket,
+                hold,
+                amount,
+                ..
+            } => {
+                let held = holds.get(&(pocket.clone(), hold.clone())).copied();
+                only(&[D::Redeemed, D::Free, D::Expired])
+                    && sum(&[D::Redeemed]) == *amount
+                    && Some(total) == held
+            }
+            HistoryEvent::Released { pocket, hold, .. } => {
+                let held = holds.get(&(pocket.clone(), hold.clone())).copied();
+                only(&[D::Free, D::Expired]) && Some(total) == held
+            }
+            HistoryEvent::Expired { lot, .. } => {
+                !a.is_empty() && only(&[D::Expired]) && a.iter().all(|x| x.lot == *lot)
+            }
+            _ => a.is_empty(),
+        };
+        prop_assert!(ok, "wallet {}: allocations {:?} of {:?}", w, a, e.event);
+    }
+    Ok(())
 }

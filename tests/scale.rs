@@ -64,8 +64,9 @@ fn one_command_redeems_and_refunds_100k_lots_with_bounded_records() {
     assert_eq!((after.available(), after.redeemed), (0, LOTS as u128));
 
     // The record is bounded whatever the number of lots it consumed.
-    let h = l.history(wallet).unwrap();
-    let last = h.last().unwrap();
+    let r = l.reader().unwrap();
+    let no = r.wallet_number(wallet).unwrap().unwrap();
+    let (seq, last) = r.events(no).unwrap().pop().unwrap();
     assert!(matches!(last.event, Event::Redeemed { .. }));
     let delta = Some(wallet_ledger::internals::domain::state::Delta {
         pocket: 0,
@@ -75,9 +76,9 @@ fn one_command_redeems_and_refunds_100k_lots_with_bounded_records() {
     let (bytes, _) = encode_event(
         &[0; 16],
         1,
-        last.seq,
+        seq,
         last.position,
-        last.at.0,
+        last.at,
         &delta,
         &last.event,
     );
@@ -86,6 +87,22 @@ fn one_command_redeems_and_refunds_100k_lots_with_bounded_records() {
         "redemption record is {} bytes",
         bytes.len()
     );
+
+    // History derives the 100,000 allocations by replay: one 0.01 from each lot, in credit
+    // order.
+    let h = l.history(wallet).unwrap();
+    let typed = h.last().unwrap();
+    assert_eq!(typed.event.name(), "redeemed");
+    assert_eq!(typed.allocations.len(), LOTS);
+    assert!(
+        typed
+            .allocations
+            .iter()
+            .all(|a| a.amount == rust_decimal::Decimal::new(1, 2)
+                && a.to == wallet_ledger::Destination::Redeemed)
+    );
+    assert_eq!(typed.allocations[LOTS - 1].lot, format!("lot-{LOTS}"));
+    drop(r);
 
     // A later redemption does not walk the spent lots: the consumable index is empty.
     let e = l

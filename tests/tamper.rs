@@ -390,8 +390,16 @@ fn an_appended_record_is_replayed_if_it_fits_and_refused_if_it_does_not() {
     let l = open(&b.path);
     assert_verified(&l, "a fitting appended record, replayed");
     // Stream 1 is the first wallet the script opened.
-    let h = l.history(wallet_uuid(0).parse().unwrap()).unwrap();
-    assert_eq!(h.last().map(|e| &e.event), Some(&event));
+    let r = l.reader().unwrap();
+    let h = r.events(1).unwrap();
+    assert_eq!(h.last().map(|(_, e)| &e.event), Some(&event));
+    let typed = l.history(wallet_uuid(0).parse().unwrap()).unwrap();
+    assert!(
+        matches!(&typed.last().unwrap().event,
+            wallet_ledger::HistoryEvent::Credited { lot, amount, .. }
+                if *lot == format!("lot-{}", lots + 1) && amount.mantissa() > 0),
+        "{typed:?}"
+    );
 }
 
 /// The same applies to the projection: a row that disagrees with the replay is reported.

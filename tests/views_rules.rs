@@ -693,3 +693,70 @@ proptest! {
         }
     }
 }
+
+// ---- holders at an instant ------------------------------------------------------------------------
+
+/// A holder registered on Feb 1 is nobody before then: CleverTap (by objectId, email or
+/// identity) answers `Invalid identity` and Cashfree `user_not_found` for an earlier instant,
+/// and both find the holder from the registration instant on — before and after the
+/// registration is flushed into the projection tables.
+#[test]
+fn a_holder_is_not_found_before_its_registration() {
+    const D: &str = "dddddddd-0000-4000-8000-00000000000d";
+    let l = base();
+    run(
+        &l,
+        &[
+            json!({"op":"register_holder","at":"2026-02-01T00:00:00Z","holder":D,
+                "identity":"dave","email":"dave@example.com"}),
+            json!({"op":"open_wallet","at":"2026-02-02T00:00:00Z","wallet":wallet(9),"holder":D,
+                "program":1,"external_id":"dave-1"}),
+        ],
+    );
+    let before = "2026-01-31T23:59:59.999999999Z";
+    let at = "2026-02-01T00:00:00Z";
+    for flushed in [false, true] {
+        if flushed {
+            l.flush().unwrap();
+        }
+        for req in [
+            json!({"objectId": D}),
+            json!({"email": "DAVE@example.com "}),
+            json!({"identity": "dave"}),
+        ] {
+            let (status, body) = view(&l, "clevertap", &req.to_string(), before);
+            assert_eq!(
+                (status, body.as_str()),
+                (
+                    400,
+                    r#"{"status":"fail","error":"Invalid identity","code":400}"#
+                ),
+                "{req} before the registration (flushed: {flushed})"
+            );
+            // Registered, no wallet yet (it opens a day later).
+            let (status, body) = view(&l, "clevertap", &req.to_string(), at);
+            assert_eq!(
+                (status, wallet_ids(&body)),
+                (200, vec![]),
+                "{req} at the registration: {body}"
+            );
+            let (status, body) = view(&l, "clevertap", &req.to_string(), NOW);
+            assert_eq!((status, wallet_ids(&body)), (200, vec![1]), "{req}: {body}");
+        }
+        let req = json!({"user_id":"dave","wallet_id":"dave-1"}).to_string();
+        let (status, body) = view(&l, "cashfree", &req, before);
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(json(&body)["code"], "user_not_found", "{body}");
+        assert_eq!(view(&l, "cashfree", &req, NOW).0, 200);
+
+        let r = l.reader().unwrap();
+        let d = D.parse().unwrap();
+        assert_eq!(r.holder_registered_at(d).unwrap(), Some(t(at)));
+        assert!(!r.holder_exists_at(d, t(before)).unwrap());
+        assert!(r.holder_exists_at(d, t(at)).unwrap());
+        // The look-ups without an instant still find the holder.
+        assert!(r.holder(d).unwrap().is_some());
+        assert_eq!(r.holder_by_identity("dave").unwrap(), Some(d));
+        assert!(l.verify().unwrap().ok());
+    }
+}

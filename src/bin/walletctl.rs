@@ -6,6 +6,8 @@
 //! walletctl [--db PATH] history WALLET
 //! walletctl [--db PATH] verify
 //! walletctl [--db PATH] view VENDOR REQUEST [--as-of T]
+//! walletctl [--db PATH] tail [--from P] [--follow]
+//! walletctl [--db PATH] stats
 //! ```
 //!
 //! Exit codes: 0 success; 1 a command was rejected (apply) or verification found problems;
@@ -16,6 +18,9 @@ use std::process::ExitCode;
 use wallet_ledger::views::{self, UsageError};
 use wallet_ledger::{ErrorCode, Ledger, render};
 
+#[path = "walletctl/more.rs"]
+mod more;
+
 const USAGE: &str = "usage: walletctl [--db PATH] <command>
 
 commands:
@@ -25,11 +30,18 @@ commands:
   verify                            replay the log and check it against the stored state
   view VENDOR REQUEST [--as-of T]   answer a vendor's get-wallet request (clevertap,
                                     juicyway, cashfree, cryptofuse); REQUEST is JSON
+  tail [--from P] [--follow]        print every event after position P (default 0), one JSON
+                                    object per line; --follow keeps waiting for new ones
+  stats                             print the ledger's size (events, wallets, holders, file
+                                    bytes, bytes by table) as JSON
 
 options:
   --db PATH           ledger file (default ./wallets.redb)
   --flush-every N     write the in-memory layer into the projection tables after every N
-                      events (default: at the memory budget, and on exit)";
+                      events (default: at the memory budget, and on exit)
+
+A command waits up to 10 s for another walletctl to release the file (one process at a time
+may open it).";
 
 fn usage(msg: &str) -> ExitCode {
     eprintln!("walletctl: {msg}\n\n{USAGE}");
@@ -46,11 +58,17 @@ fn main() -> ExitCode {
     let mut db = "./wallets.redb".to_string();
     let mut as_of: Option<String> = None;
     let mut flush_every: Option<u64> = None;
+    let mut from: Option<String> = None;
+    let mut follow = false;
     // Options may appear anywhere.
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--db" | "--as-of" | "--flush-every" => {
+            "--follow" => {
+                follow = true;
+                args.remove(i);
+            }
+            "--db" | "--as-of" | "--flush-every" | "--from" => {
                 if i + 1 >= args.len() {
                     return usage(&format!("{} needs a value", args[i]));
                 }
@@ -58,6 +76,7 @@ fn main() -> ExitCode {
                 match args.remove(i).as_str() {
                     "--db" => db = v,
                     "--as-of" => as_of = Some(v),
+                    "--from" => from = Some(v),
                     _ => match v.parse::<u64>() {
                         Ok(n) if n > 0 => flush_every = Some(n),
                         _ => {
@@ -104,25 +123,41 @@ fn main() -> ExitCode {
     if as_of.is_some() && !matches!(cmd.as_str(), "show" | "view") {
         return usage(&format!("--as-of does not apply to {cmd}"));
     }
+    if (from.is_some() || follow) && cmd != "tail" {
+        return usage(&format!("--from and --follow do not apply to {cmd}"));
+    }
+    let from = match from.as_deref().map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(p)) => p,
+        Some(Err(_)) => {
+            return usage(&format!(
+                "--from {:?} is not a log position (0 or more)",
+                from.unwrap_or_default()
+            ));
+        }
+    };
     let check = match cmd.as_str() {
         "apply" | "show" | "history" => want(1),
-        "verify" => want(0),
+        "verify" | "tail" | "stats" => want(0),
         "view" => want(2),
         other => return usage(&format!("unknown command {other:?}")),
     };
     if let Err(code) = check {
         return code;
     }
-    let mut options = wallet_ledger::OpenOptions::new();
-    if let Some(n) = flush_every {
-        options = options.max_unflushed_events(n);
-    }
-    if cmd == "verify" {
-        // Verify reads the whole file once: a small page cache keeps its memory to the
-        // live state rather than the file's size.
-        options = options.cache_size(8 << 20);
-    }
-    let ledger = match options.open(&db) {
+    let options = || {
+        let mut options = wallet_ledger::OpenOptions::new();
+        if let Some(n) = flush_every {
+            options = options.max_unflushed_events(n);
+        }
+        if cmd == "verify" {
+            // Verify reads the whole file once: a small page cache keeps its memory to the
+            // live state rather than the file's size.
+            options = options.cache_size(8 << 20);
+        }
+        options
+    };
+    let ledger = match more::open_waiting(&db, options, Some(more::WAIT_FOR_FILE)) {
         Ok(l) => l,
         Err(e) => return fatal(format!("{db}: {e}")),
     };
@@ -132,6 +167,8 @@ fn main() -> ExitCode {
         "history" => history(&ledger, &args[1]),
         "verify" => verify(&ledger),
         "view" => view(&ledger, &args[1], &args[2], as_of),
+        "tail" => more::tail(ledger, &db, options, from, follow),
+        "stats" => more::stats(&ledger, &db),
         _ => unreachable!("checked above"),
     }
 }
@@ -228,7 +265,13 @@ fn history(ledger: &Ledger, wallet: &str) -> ExitCode {
 }
 
 fn verify(ledger: &Ledger) -> ExitCode {
-    match ledger.verify() {
+    let bar = more::progress_bar("verify");
+    let result = ledger.verify_with_progress(|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    match result {
         Ok(r) => {
             println!(
                 "{}",

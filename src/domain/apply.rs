@@ -63,7 +63,7 @@ pub fn apply(tx: &mut Tx, stream: u64, at: i64, ev: &Event) -> R<Option<Delta>> 
                 Ok(None)
             }
             Event::HolderRegistered(h) => {
-                tx.put_holder(h.clone());
+                tx.put_holder(h.clone(), at);
                 Ok(None)
             }
             other => Err(corrupt(format!(

@@ -49,6 +49,29 @@ pub struct PocketState {
     pub issued: u128,
 }
 
+/// A holder as the projection keeps it: the registration's payload (the event's, unchanged) and
+/// the instant of the registration, so that a view or look-up at an earlier instant does not find
+/// the holder.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct HolderRec {
+    pub holder: Holder,
+    /// The `holder_registered` event's instant (ns). [`HolderRec::UNKNOWN_SINCE`] for a row
+    /// written by a build that did not keep it.
+    pub registered_at: i64,
+}
+
+impl HolderRec {
+    /// The `registered_at` of a holder row written before rows kept the instant: such a holder
+    /// is found at every instant, as it was then. The log has the instant; a rebuild of the
+    /// projection (migration, compaction does not) restores it.
+    pub const UNKNOWN_SINCE: i64 = i64::MIN;
+
+    /// Whether the holder was registered at or before `at` (ns).
+    pub fn registered_by(&self, at: i64) -> bool {
+        self.registered_at <= at
+    }
+}
+
 /// The materialized header of a wallet: everything but its lots, holds and redemptions.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct WalletState {
@@ -328,7 +351,7 @@ pub struct DueKey {
 pub trait Backing {
     fn ledger(&self) -> R<LedgerState>;
     fn program(&self, id: u64) -> R<Option<Program>>;
-    fn holder(&self, id: [u8; 16]) -> R<Option<Holder>>;
+    fn holder(&self, id: [u8; 16]) -> R<Option<HolderRec>>;
     fn holder_by_identity(&self, identity: &str) -> R<Option<[u8; 16]>>;
     fn holder_by_email(&self, normalized: &str) -> R<Option<[u8; 16]>>;
     fn wallet_by_uuid(&self, id: [u8; 16]) -> R<Option<u64>>;
@@ -372,7 +395,7 @@ impl Backing for Empty {
     fn program(&self, _: u64) -> R<Option<Program>> {
         Ok(None)
     }
-    fn holder(&self, _: [u8; 16]) -> R<Option<Holder>> {
+    fn holder(&self, _: [u8; 16]) -> R<Option<HolderRec>> {
         Ok(None)
     }
     fn holder_by_identity(&self, _: &str) -> R<Option<[u8; 16]>> {
@@ -560,7 +583,7 @@ pub type NumSet<K> = HashSet<K, NumBuild>;
 pub struct Changes {
     pub ledger: Option<LedgerState>,
     pub programs: HashMap<u64, Program>,
-    pub holders: HashMap<[u8; 16], Holder>,
+    pub holders: HashMap<[u8; 16], HolderRec>,
     pub identities: HashMap<String, [u8; 16]>,
     pub emails: HashMap<String, [u8; 16]>,
     pub wallet_uuids: HashMap<[u8; 16], u64>,
@@ -768,6 +791,9 @@ pub struct Tx<'b> {
     /// several commands per wallet. Committed rows do not change under the overlay, so neither
     /// a rollback nor the overlay's own wallets can make an entry wrong.
     uuids: RefCell<HashMap<[u8; 16], Option<u64>>>,
+    /// Every lot write with the overlay's value before it, while [`Tx::watch_lots`] is on: how
+    /// history learns which lots an event took from or returned to (events do not list them).
+    lot_writes: Option<Vec<(Option<Lot>, Lot)>>,
 }
 
 impl<'b> Tx<'b> {
@@ -781,6 +807,7 @@ impl<'b> Tx<'b> {
             cons_floor: RefCell::default(),
             due_floor: RefCell::default(),
             uuids: RefCell::default(),
+            lot_writes: None,
         })
     }
 
@@ -818,7 +845,23 @@ impl<'b> Tx<'b> {
             cons_floor: RefCell::new(cons_floor),
             due_floor: RefCell::new(due_floor),
             uuids: RefCell::new(uuids),
+            lot_writes: None,
         }
+    }
+
+    /// From now on, records every lot written with the value the overlay held before
+    /// ([`Tx::take_lot_writes`]). Over [`Empty`] (replay) that is the lot's value before the
+    /// write; `None` for a new lot.
+    pub fn watch_lots(&mut self) {
+        self.lot_writes.get_or_insert_with(Vec::new);
+    }
+
+    /// The lot writes recorded since the last call, in write order (empty when not watching).
+    pub fn take_lot_writes(&mut self) -> Vec<(Option<Lot>, Lot)> {
+        self.lot_writes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Ends a read-only overlay, handing back its containers emptied for the next one; `None`
@@ -954,7 +997,7 @@ impl<'b> Tx<'b> {
             None => self.base.program(id),
         }
     }
-    pub fn holder(&self, id: [u8; 16]) -> R<Option<Holder>> {
+    pub fn holder(&self, id: [u8; 16]) -> R<Option<HolderRec>> {
         match self.c.holders.get(&id) {
             Some(h) => Ok(Some(h.clone())),
             None => self.base.holder(id),
@@ -1144,7 +1187,8 @@ impl<'b> Tx<'b> {
         self.log(Undo::Program(p.program));
         self.c.programs.insert(p.program, p);
     }
-    pub(crate) fn put_holder(&mut self, h: Holder) {
+    /// Registers holder `h` at `at` (ns).
+    pub(crate) fn put_holder(&mut self, h: Holder, at: i64) {
         if let Some(i) = &h.identity {
             self.log(Undo::Identity(i.clone()));
             self.c.identities.insert(i.clone(), h.holder);
@@ -1155,7 +1199,13 @@ impl<'b> Tx<'b> {
             self.c.emails.insert(n, h.holder);
         }
         self.log(Undo::Holder(h.holder));
-        self.c.holders.insert(h.holder, h);
+        self.c.holders.insert(
+            h.holder,
+            HolderRec {
+                holder: h,
+                registered_at: at,
+            },
+        );
     }
     pub(crate) fn index_wallet(&mut self, ws: &WalletState) {
         self.log(Undo::WalletUuid(ws.uuid));
@@ -1213,6 +1263,9 @@ impl<'b> Tx<'b> {
         self.reindex_cons(old.0, lot.cons_key(w));
         self.reindex_due(old.1, lot.due_key(w));
         let k = (w, lot.no);
+        if let Some(writes) = self.lot_writes.as_mut() {
+            writes.push((self.c.lots.get(&k).cloned(), lot.clone()));
+        }
         let prev = self.c.lots.insert(k, lot);
         self.log(Undo::Lot(k, prev));
     }

@@ -14,7 +14,7 @@ use super::mem::{Mem, WalletMem};
 use super::*;
 use crate::domain::apply::{apply, next_due};
 use crate::domain::event::Event;
-use crate::model::{Holder, Program};
+use crate::model::Program;
 use redb::{ReadableTable, Table, WriteTransaction};
 use std::collections::BTreeMap;
 
@@ -67,7 +67,7 @@ pub fn flush(txn: &WriteTransaction, mem: &Mem, base: &Cached) -> R<Flushed> {
         t.programs.insert(*k, &encode(&**p)[..])?;
         done.rows += 1;
     }
-    let mut holders: Vec<(&[u8; 16], &std::sync::Arc<Holder>)> = mem.holders.iter().collect();
+    let mut holders: Vec<(&[u8; 16], &std::sync::Arc<HolderRec>)> = mem.holders.iter().collect();
     holders.sort_unstable_by_key(|(k, _)| **k);
     for (k, h) in holders {
         t.holders
@@ -430,7 +430,7 @@ impl Backing for ImageBacking<'_> {
     fn program(&self, _: u64) -> R<Option<Program>> {
         Ok(None)
     }
-    fn holder(&self, _: [u8; 16]) -> R<Option<Holder>> {
+    fn holder(&self, _: [u8; 16]) -> R<Option<HolderRec>> {
         Ok(None)
     }
     fn holder_by_identity(&self, _: &str) -> R<Option<[u8; 16]>> {

@@ -71,6 +71,22 @@ pub fn encode_idem(
     v
 }
 
+/// A holder row: a [`HolderRec`], or a bare [`Holder`] as rows were written before they kept
+/// the registration instant (its prefix: the two never decode as each other, since a decode
+/// must use every byte). The old form reads as registered at [`HolderRec::UNKNOWN_SINCE`].
+pub fn decode_holder(v: &[u8]) -> R<HolderRec> {
+    match decode::<HolderRec>("holder", v) {
+        Ok(r) => Ok(r),
+        Err(e) => match decode::<Holder>("holder", v) {
+            Ok(holder) => Ok(HolderRec {
+                holder,
+                registered_at: HolderRec::UNKNOWN_SINCE,
+            }),
+            Err(_) => Err(e),
+        },
+    }
+}
+
 impl L2 {
     /// A snapshot of the flushed tables as of now.
     pub fn open(db: &redb::Database) -> R<L2> {
@@ -385,10 +401,10 @@ impl L2 {
             .transpose()
     }
 
-    pub fn holder(&self, id: [u8; 16]) -> R<Option<Holder>> {
+    pub fn holder(&self, id: [u8; 16]) -> R<Option<HolderRec>> {
         self.holders
             .get(u128::from_be_bytes(id))?
-            .map(|v| decode("holder", v.value()))
+            .map(|v| decode_holder(v.value()))
             .transpose()
     }
 
@@ -613,7 +629,7 @@ impl Backing for Cached {
     fn program(&self, id: u64) -> R<Option<Program>> {
         self.l2.program(id)
     }
-    fn holder(&self, id: [u8; 16]) -> R<Option<Holder>> {
+    fn holder(&self, id: [u8; 16]) -> R<Option<HolderRec>> {
         self.l2.holder(id)
     }
     fn holder_by_identity(&self, s: &str) -> R<Option<[u8; 16]>> {
@@ -741,5 +757,32 @@ impl Backing for Cached {
             .into_iter()
             .map(|(_, w)| w)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A holder row of either form reads back; the old form as registered at an unknown
+    /// instant. Neither form decodes as the other.
+    #[test]
+    fn holder_rows_of_both_forms_decode() {
+        let holder = Holder {
+            holder: [7; 16],
+            identity: Some("u1".into()),
+            email: None,
+        };
+        let rec = HolderRec {
+            holder: holder.clone(),
+            registered_at: 1_767_225_600_000_000_000,
+        };
+        assert_eq!(decode_holder(&encode(&rec)).unwrap(), rec);
+        let old = decode_holder(&encode(&holder)).unwrap();
+        assert_eq!(old.holder, holder);
+        assert_eq!(old.registered_at, HolderRec::UNKNOWN_SINCE);
+        assert!(decode::<Holder>("holder", &encode(&rec)).is_err());
+        assert!(decode::<HolderRec>("holder", &encode(&holder)).is_err());
+        assert!(decode_holder(&[1, 2, 3]).is_err());
     }
 }

@@ -14,7 +14,7 @@ use super::l2::{Cached, IdemRecord};
 use super::log::LogKey;
 use crate::domain::state::*;
 use crate::error::StorageError;
-use crate::model::{Holder, Program};
+use crate::model::Program;
 use imbl::{HashMap as PMap, OrdMap, OrdSet, Vector};
 use std::ops::Bound::{Excluded, Included};
 use std::sync::Arc;
@@ -212,7 +212,7 @@ pub struct Mem {
     /// The ledger counters, when anything changed them since the flush.
     pub ledger: Option<LedgerState>,
     pub programs: PMap<u64, Arc<Program>>,
-    pub holders: PMap<[u8; 16], Arc<Holder>>,
+    pub holders: PMap<[u8; 16], Arc<HolderRec>>,
     pub identities: PMap<String, [u8; 16]>,
     pub emails: PMap<String, [u8; 16]>,
     /// Every wallet in `wallets`, by uuid.
@@ -437,7 +437,7 @@ impl Backing for Layered<'_> {
             None => self.base.program(id),
         }
     }
-    fn holder(&self, id: [u8; 16]) -> R<Option<Holder>> {
+    fn holder(&self, id: [u8; 16]) -> R<Option<HolderRec>> {
         match self.mem.holders.get(&id) {
             Some(h) => Ok(Some((**h).clone())),
             None => self.base.holder(id),

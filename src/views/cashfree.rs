@@ -238,7 +238,8 @@ pub fn answer(src: &Source, req: &Request) -> Result<(u16, Response), StorageErr
         (Some(_), None) => None,
     };
     let r = src.reader();
-    let Some(holder) = r.holder_by_identity(user_id)? else {
+    // At the source's instant: a user registered later does not exist yet.
+    let Some(holder) = src.holder_by_identity(user_id)? else {
         return Ok(not_found(
             "user_not_found",
             format!("user_id {} does not exist", quoted(user_id)),

@@ -100,21 +100,21 @@ pub type Response = super::Response<Success, Failure>;
 
 /// The holder the request names, trying `objectId`, `email`, `identity` in that order.
 pub fn resolve(src: &Source, req: &Request) -> Result<Option<Uuid>, StorageError> {
-    let r = src.reader();
+    // Each look-up is at the source's instant: a holder registered later is nobody yet.
     if let Some(id) = req.object_id.as_deref().and_then(parse_uuid_text)
-        && r.holder(id)?.is_some()
+        && src.holder_exists(id)?
     {
         return Ok(Some(id));
     }
     if let Some(email) = req.email.as_deref()
         && !email.trim().is_empty()
-        && let Some(h) = r.holder_by_email(email)?
+        && let Some(h) = src.holder_by_email(email)?
     {
         return Ok(Some(h));
     }
     if let Some(identity) = req.identity.as_deref()
         && !identity.is_empty()
-        && let Some(h) = r.holder_by_identity(identity)?
+        && let Some(h) = src.holder_by_identity(identity)?
     {
         return Ok(Some(h));
     }

@@ -96,6 +96,29 @@ impl<'r> Source<'r> {
         }
     }
 
+    /// Whether holder `id` exists at the instant (registered at or before it).
+    pub fn holder_exists(&self, id: Uuid) -> Result<bool, StorageError> {
+        self.reader.holder_exists_at(id, self.at)
+    }
+
+    /// The holder with this identity at the instant: one registered later is not found.
+    pub fn holder_by_identity(&self, identity: &str) -> Result<Option<Uuid>, StorageError> {
+        self.registered(self.reader.holder_by_identity(identity)?)
+    }
+
+    /// The holder with this email (compared case-insensitively after trimming) at the instant:
+    /// one registered later is not found.
+    pub fn holder_by_email(&self, email: &str) -> Result<Option<Uuid>, StorageError> {
+        self.registered(self.reader.holder_by_email(email)?)
+    }
+
+    fn registered(&self, h: Option<Uuid>) -> Result<Option<Uuid>, StorageError> {
+        match h {
+            Some(h) if self.holder_exists(h)? => Ok(Some(h)),
+            _ => Ok(None),
+        }
+    }
+
     /// The wallet with this UUID as of the instant.
     pub fn wallet_by_uuid(&self, id: Uuid) -> Result<Option<WalletSnapshot>, StorageError> {
         match self.reader.wallet_number(id)? {
