@@ -240,9 +240,13 @@ storage_from!(
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// The file could not be opened or created (I/O, locked by another process, not a redb file).
+    /// The file could not be opened or created (I/O, not a redb file, damaged).
     #[error("cannot open ledger file: {0}")]
     Storage(#[from] StorageError),
+    /// Another handle has the file open: redb lets one process (and one `Ledger`) open a file
+    /// at a time. Share the `Ledger` (it is cheap to clone) instead of opening the file twice.
+    #[error("cannot open ledger file: another process or handle has it open")]
+    AlreadyOpen,
     /// The file was written by a newer, incompatible version of wallet-ledger: its file format
     /// (`meta["schema"]`, the key layout) is not one this build reads or migrates.
     #[error(

@@ -95,7 +95,26 @@ pub struct OpenOptions {
     memory_budget: usize,
     max_unflushed_events: u64,
     cache_size: Option<usize>,
+    progress: Option<Box<ProgressFn>>,
 }
+
+/// Long work whose progress [`OpenOptions::progress`] and [`Ledger::compact_with_progress`]
+/// report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Rewriting a file of an older format (`open`); units are log records.
+    Migrate,
+    /// Replaying the log after the last flush (`open`, after a crash or a migration); units are
+    /// log records.
+    Replay,
+    /// Rewriting every table (`compact`); units are table entries.
+    Compact,
+}
+
+/// A progress callback: `(stage, done, total)`, called every few thousand units and once
+/// with `done == total` at the end of a stage.
+pub type ProgressFn = dyn FnMut(Stage, u64, u64) + Send;
 
 impl Default for OpenOptions {
     fn default() -> Self {
@@ -112,7 +131,16 @@ impl OpenOptions {
             memory_budget: DEFAULT_MEMORY_BUDGET,
             max_unflushed_events: MAX_UNFLUSHED_EVENTS,
             cache_size: None,
+            progress: None,
         }
+    }
+
+    /// Reports the progress of long work `open` may do: migrating a file of an older format,
+    /// and replaying the log after the last flush (see [`Stage`]). Not called when there is
+    /// none. `walletctl` draws a progress bar with it.
+    pub fn progress(mut self, f: impl FnMut(Stage, u64, u64) + Send + 'static) -> OpenOptions {
+        self.progress = Some(Box::new(f));
+        self
     }
 
     /// Bytes of redb's page cache (default: redb's, 1 GiB). The cache holds pages read and
@@ -157,10 +185,7 @@ impl OpenOptions {
         let path = path.as_ref();
         if path.exists() {
             return guard(|| {
-                let db = self
-                    .builder()
-                    .create(path)
-                    .map_err(|e| OpenError::Storage(e.into()))?;
+                let db = self.builder().create(path).map_err(open_error)?;
                 Ledger::init(db, self)
             });
         }
@@ -171,10 +196,7 @@ impl OpenOptions {
         tmp.push(format!(".creating-{}", std::process::id()));
         let tmp = std::path::PathBuf::from(tmp);
         let made = guard(|| {
-            let db = self
-                .builder()
-                .create(&tmp)
-                .map_err(|e| OpenError::Storage(e.into()))?;
+            let db = self.builder().create(&tmp).map_err(open_error)?;
             Ledger::init(db, self)
         });
         let renamed = made.and_then(|l| {
@@ -212,6 +234,14 @@ impl OpenOptions {
     /// A ledger held in memory only (tests, examples).
     pub fn in_memory(self) -> Result<Ledger, OpenError> {
         self.open_backend(redb::backends::InMemoryBackend::new())
+    }
+}
+
+/// `AlreadyOpen` for a file another handle holds; `Storage` for anything else.
+fn open_error(e: redb::DatabaseError) -> OpenError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyOpen,
+        e => OpenError::Storage(e.into()),
     }
 }
 
@@ -505,14 +535,19 @@ impl Ledger {
         OpenOptions::new().clock(clock).in_memory()
     }
 
-    fn init(db: Database, opts: OpenOptions) -> Result<Ledger, OpenError> {
+    fn init(db: Database, mut opts: OpenOptions) -> Result<Ledger, OpenError> {
+        let mut no_progress = |_: Stage, _: u64, _: u64| {};
+        let progress: &mut ProgressFn = match opts.progress.as_deref_mut() {
+            Some(f) => f,
+            None => &mut no_progress,
+        };
         // Migrate a file of an older format first, each step in a transaction of its own.
         match Ledger::format_of(&db)? {
             Some(1) => {
-                Ledger::migrate(&db, 1)?;
-                Ledger::migrate(&db, 2)?;
+                Ledger::migrate(&db, 1, progress)?;
+                Ledger::migrate(&db, 2, progress)?;
             }
-            Some(2) => Ledger::migrate(&db, 2)?,
+            Some(2) => Ledger::migrate(&db, 2, progress)?,
             _ => {}
         }
         let txn = db.begin_write().map_err(StorageError::from)?;
@@ -548,7 +583,7 @@ impl Ledger {
             events: opts.max_unflushed_events,
         };
         let db = Arc::new(Db(Some(db)));
-        let mut w = Ledger::recover(&db, &budget)?;
+        let mut w = Ledger::recover(&db, &budget, progress)?;
         let view = Arc::new(View::new(
             w.mem.clone(),
             w.base.l2().clone(),
@@ -594,7 +629,11 @@ impl Ledger {
     /// projection covers, checking the checksum chain on the way. A layer that reaches the budget
     /// is flushed as it goes, so memory stays bounded however long the tail (a migrated file's
     /// whole log is such a tail).
-    fn recover(db: &Arc<Db>, budget: &Budget) -> Result<Writer, StorageError> {
+    fn recover(
+        db: &Arc<Db>,
+        budget: &Budget,
+        progress: &mut ProgressFn,
+    ) -> Result<Writer, StorageError> {
         let l2 = Arc::new(L2::open(db)?);
         let flushed = l2.flushed();
         let (last, head) = log_head(&l2)?;
@@ -624,6 +663,9 @@ impl Ledger {
         }
         const STEP: usize = 4096;
         let mut after = flushed;
+        // Records to replay: one per event position, plus the (few) command records.
+        let total = last.position - flushed.position;
+        progress(Stage::Replay, 0, total);
         loop {
             // One read transaction per step: a flush in between commits new projection tables.
             let mut batch: Vec<(LogKey, Vec<u8>)> = Vec::with_capacity(STEP);
@@ -681,6 +723,11 @@ impl Ledger {
             };
             w.mem.merge(changes, keys, after, &w.base)?;
             w.last = after;
+            progress(
+                Stage::Replay,
+                (after.position - flushed.position).min(total),
+                total,
+            );
             if w.mem.bytes >= budget.memory || w.mem.events >= budget.events {
                 flush(db, &mut w, redb::Durability::None, budget.cache())?;
             }
@@ -711,7 +758,7 @@ impl Ledger {
     /// Migrates a file of format `from` to `from + 1` in one durable write transaction
     /// (`storage::migrate`): a failure leaves the file as it was, and the next open migrates it
     /// again.
-    fn migrate(db: &Database, from: u32) -> Result<(), OpenError> {
+    fn migrate(db: &Database, from: u32, progress: &mut ProgressFn) -> Result<(), OpenError> {
         // The snapshot the rewrite reads, begun before the write transaction (no commit in
         // between: this handle is not shared yet).
         let old = db.begin_read().map_err(StorageError::from)?;
@@ -722,7 +769,9 @@ impl Ledger {
                 storage::migrate::v1_to_v2(&old, &txn)?;
             }
             2 => {
-                storage::migrate::v2_to_v3(&old, &txn)?;
+                storage::migrate::v2_to_v3(&old, &txn, &mut |done, total| {
+                    progress(Stage::Migrate, done, total)
+                })?;
             }
             _ => unreachable!("only formats 1 and 2 are migrated"),
         }
@@ -1485,6 +1534,15 @@ impl Ledger {
     /// error or crash before it commits leaves the file as it was. After an error, drop the
     /// handle and open the file again. A refusal writes nothing and leaves the handle usable.
     pub fn compact(&mut self) -> Result<(), StorageError> {
+        self.compact_with_progress(|_, _| {})
+    }
+
+    /// [`Ledger::compact`], calling `progress(done, total)` as it goes (units: table entries
+    /// rewritten; every few thousand, and once at the end with `done == total`).
+    pub fn compact_with_progress(
+        &mut self,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<(), StorageError> {
         // `get_mut` rather than consuming the handle: a refusal leaves the caller a working
         // handle instead of making them reopen the file.
         let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
@@ -1539,7 +1597,7 @@ impl Ledger {
                     StorageError(format!("compaction: cannot begin a write transaction: {e}"))
                 })?;
                 new.set_two_phase_commit(true);
-                let rebuilt = crate::storage::pack::rebuild(&old, &new);
+                let rebuilt = crate::storage::pack::rebuild(&old, &new, &mut progress);
                 drop(old);
                 if let Err(e) = rebuilt {
                     // Nothing of it was committed; the abort's own error adds nothing.

@@ -175,7 +175,7 @@ pub use feed::Change;
 pub use history::{Allocation, Destination, HistoryEntry, HistoryEvent};
 pub use ledger::{
     Clock, CommitObserver, CommitStats, DEFAULT_MEMORY_BUDGET, FixedClock, Ledger,
-    MAX_UNFLUSHED_EVENTS, OpenOptions, Reader, SystemClock, Unflushed,
+    MAX_UNFLUSHED_EVENTS, OpenOptions, ProgressFn, Reader, Stage, SystemClock, Unflushed,
 };
 pub use model::{Card, LifecycleAction, Order, PaymentMethod, PocketTemplate, Program, Status};
 pub use snapshot::{HolderProfile, LifecycleEntry, PocketFigures, PocketSnapshot, WalletSnapshot};

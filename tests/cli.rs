@@ -723,3 +723,21 @@ fn stats_prints_the_ledgers_size() {
     assert_eq!(r.code, 0);
     assert_eq!(r.stderr, "");
 }
+
+/// `compact` rewrites the file and changes nothing a read answers; piped, it prints one JSON
+/// object and no progress bar.
+#[test]
+fn compact_keeps_every_figure() {
+    let s = Scratch::new();
+    let r = s.apply(&repo("examples/scripts/worked_example.jsonl"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let before = show(&s, W, "2026-03-03T00:00:00Z");
+    let r = s.run(&["compact"]);
+    assert_eq!(r.code, 0, "compact: {}{}", r.stdout, r.stderr);
+    assert_eq!(r.stderr, "", "no progress bar when stderr is not a terminal");
+    let v = r.json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["file_bytes_after"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(show(&s, W, "2026-03-03T00:00:00Z"), before);
+    s.verify_ok();
+}

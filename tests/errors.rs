@@ -582,10 +582,12 @@ fn a_ledger_file_held_by_another_handle_does_not_open() {
     let first = Ledger::open(&path).unwrap();
     let second = Ledger::open(&path);
     assert!(
-        matches!(second, Err(wallet_ledger::OpenError::Storage(_))),
+        matches!(second, Err(wallet_ledger::OpenError::AlreadyOpen)),
         "{:?}",
         second.map(|_| ())
     );
+    let e = wallet_ledger::Error::from(Ledger::open(&path).map(|_| ()).unwrap_err());
+    assert_eq!(e.code(), ErrorCode::Storage);
     drop(first);
     Ledger::open(&path).expect("free again once the first handle is gone");
 }

@@ -504,6 +504,45 @@ fn the_v1_ledger_file_opens_verifies_and_shows_the_same_figures() {
     );
 }
 
+/// `OpenOptions::progress` reports the migration and the replay after it, each ending at its
+/// total; a file that needs neither reports nothing.
+#[test]
+fn opening_reports_the_progress_of_migration_and_replay() {
+    use std::sync::{Arc, Mutex};
+    use wallet_ledger::{OpenOptions, Stage};
+    let dir = tempfile::tempdir().unwrap();
+    let path = v1_copy(dir.path());
+    let seen: Arc<Mutex<Vec<(Stage, u64, u64)>>> = Arc::default();
+    let open = |seen: &Arc<Mutex<Vec<(Stage, u64, u64)>>>| {
+        let seen = seen.clone();
+        OpenOptions::new()
+            .clock(Box::new(FixedClock(
+                "2026-03-10T00:00:00Z".parse().unwrap(),
+            )))
+            .progress(move |stage, done, total| seen.lock().unwrap().push((stage, done, total)))
+            .open(&path)
+            .unwrap()
+    };
+    let l = open(&seen);
+    assert_v1_content(&l);
+    drop(l);
+    let reports = seen.lock().unwrap().clone();
+    for stage in [Stage::Migrate, Stage::Replay] {
+        let last = reports.iter().rev().find(|r| r.0 == stage);
+        assert!(
+            matches!(last, Some(&(_, done, total)) if total > 0 && done == total),
+            "{stage:?}: {reports:?}"
+        );
+    }
+    seen.lock().unwrap().clear();
+    drop(open(&seen));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [],
+        "a flushed format 3 file has nothing to report"
+    );
+}
+
 /// Every log record of a closed format 3 file: (key, bytes).
 fn log_of(path: &std::path::Path) -> Vec<(LogKey, Vec<u8>)> {
     let db = redb::Database::open(path).unwrap();

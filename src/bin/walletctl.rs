@@ -34,6 +34,8 @@ commands:
                                     object per line; --follow keeps waiting for new ones
   stats                             print the ledger's size (events, wallets, holders, file
                                     bytes, bytes by table) as JSON
+  compact                           rewrite every table packed and shrink the file (needs up
+                                    to twice the file's size free while it runs)
 
 options:
   --db PATH           ledger file (default ./wallets.redb)
@@ -138,15 +140,27 @@ fn main() -> ExitCode {
     };
     let check = match cmd.as_str() {
         "apply" | "show" | "history" => want(1),
-        "verify" | "tail" | "stats" => want(0),
+        "verify" | "tail" | "stats" | "compact" => want(0),
         "view" => want(2),
         other => return usage(&format!("unknown command {other:?}")),
     };
     if let Err(code) = check {
         return code;
     }
+    // Migrating an older file or replaying a long log tail can take a while: a bar on a
+    // terminal, drawn only if open has such work to do.
+    let open_bar = more::progress_bar("opening");
     let options = || {
-        let mut options = wallet_ledger::OpenOptions::new();
+        let bar = open_bar.clone();
+        let mut options = wallet_ledger::OpenOptions::new().progress(move |stage, done, total| {
+            bar.set_message(match stage {
+                wallet_ledger::Stage::Migrate => "migrating",
+                wallet_ledger::Stage::Replay => "replaying the log",
+                _ => "opening",
+            });
+            bar.set_length(total);
+            bar.set_position(done);
+        });
         if let Some(n) = flush_every {
             options = options.max_unflushed_events(n);
         }
@@ -161,6 +175,7 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(e) => return fatal(format!("{db}: {e}")),
     };
+    open_bar.finish_and_clear();
     match cmd.as_str() {
         "apply" => apply(&ledger, &args[1]),
         "show" => show(&ledger, &args[1], as_of),
@@ -169,6 +184,7 @@ fn main() -> ExitCode {
         "view" => view(&ledger, &args[1], &args[2], as_of),
         "tail" => more::tail(ledger, &db, options, from, follow),
         "stats" => more::stats(&ledger, &db),
+        "compact" => compact(ledger, &db),
         _ => unreachable!("checked above"),
     }
 }
@@ -287,6 +303,29 @@ fn verify(ledger: &Ledger) -> ExitCode {
             );
             ExitCode::from(2)
         }
+    }
+}
+
+fn compact(mut ledger: Ledger, db: &str) -> ExitCode {
+    let size = || std::fs::metadata(db).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let bar = more::progress_bar("compact");
+    let result = ledger.compact_with_progress(|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    drop(ledger);
+    match result {
+        Ok(()) => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": true, "file_bytes_before": before,
+                    "file_bytes_after": size()})
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(format!("{db}: compact: {e}")),
     }
 }
 

@@ -158,7 +158,11 @@ fn first_wallet(
 /// Memory: events are streamed; the idempotency keys are sorted by position in memory
 /// (about 40 bytes each). Space: the new log is written beside the old tables, freed at commit.
 /// Nothing here commits; the caller stamps format 3 and commits.
-pub fn v2_to_v3(old: &ReadTransaction, new: &WriteTransaction) -> Result<u64, StorageError> {
+pub fn v2_to_v3(
+    old: &ReadTransaction,
+    new: &WriteTransaction,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64, StorageError> {
     use super::codec::{chain as v1_chain, decode_event};
     use super::log::{CommandRecord, LogKey, encode_command, encode_event};
     use super::v2;
@@ -273,6 +277,10 @@ pub fn v2_to_v3(old: &ReadTransaction, new: &WriteTransaction) -> Result<u64, St
             Ok(n)
         };
         if let (Some(positions), Some(rows)) = (&positions, &rows) {
+            let total = positions
+                .len()
+                .map_err(|e| failed("counting the format 2 log", &e))?;
+            progress(0, total);
             for (expect, r) in (1u64..).zip(
                 positions
                     .iter()
@@ -330,6 +338,9 @@ pub fn v2_to_v3(old: &ReadTransaction, new: &WriteTransaction) -> Result<u64, St
                 last = key;
                 written += 1;
                 written += put_commands(pos, &mut last, &mut head, &mut at)?;
+                if pos % 4096 == 0 || pos == total {
+                    progress(pos, total);
+                }
             }
         }
         written += put_commands(u64::MAX, &mut last, &mut head, &mut at)?;

@@ -33,14 +33,25 @@ pub struct Rebuilt {
 /// state `new` began from (begun before it, with no commit in between), or entries committed in
 /// between are lost. A table of the file that [`for_each_table`] does not list is an error (it
 /// could not be rebuilt), as is any entry count that differs after the copy.
-pub fn rebuild(old: &ReadTransaction, new: &WriteTransaction) -> Result<Rebuilt, StorageError> {
+pub fn rebuild(
+    old: &ReadTransaction,
+    new: &WriteTransaction,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Rebuilt, StorageError> {
+    let mut count = Count { old, total: 0 };
+    for_each_table(&mut count)?;
+    progress(0, count.total);
     let mut copy = Copy {
         old,
         new,
         done: Rebuilt::default(),
         names: Vec::new(),
+        total: count.total,
+        progress,
     };
     for_each_table(&mut copy)?;
+    let done = copy.done.entries;
+    (copy.progress)(done, done.max(count.total));
     let listed = |what: &str, e: redb::StorageError| {
         StorageError(format!(
             "compaction: cannot list the {what} of the file: {e}"
@@ -67,11 +78,43 @@ pub fn rebuild(old: &ReadTransaction, new: &WriteTransaction) -> Result<Rebuilt,
     Ok(copy.done)
 }
 
+/// Counts the entries [`Copy`] will copy, for progress reports.
+struct Count<'a> {
+    old: &'a ReadTransaction,
+    total: u64,
+}
+
+impl TableVisitor for Count<'_> {
+    fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &mut self,
+        table: TableDefinition<'static, K, V>,
+    ) -> Result<(), StorageError> {
+        match self.old.open_table(table) {
+            Ok(t) => {
+                self.total += t.len().map_err(|e| {
+                    StorageError(format!(
+                        "compaction of table {}: counting: {e}",
+                        table.name()
+                    ))
+                })?;
+                Ok(())
+            }
+            Err(TableError::TableDoesNotExist(_)) => Ok(()),
+            Err(e) => Err(StorageError(format!(
+                "compaction of table {}: opening it to read: {e}",
+                table.name()
+            ))),
+        }
+    }
+}
+
 struct Copy<'a> {
     old: &'a ReadTransaction,
     new: &'a WriteTransaction,
     done: Rebuilt,
     names: Vec<String>,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64),
 }
 
 impl TableVisitor for Copy<'_> {
@@ -110,6 +153,9 @@ impl TableVisitor for Copy<'_> {
                 at.insert_before(k.value(), v.value())
                     .map_err(|e| failed("writing", &e))?;
                 copied += 1;
+                if copied % 4096 == 0 {
+                    (self.progress)(self.done.entries + copied, self.total);
+                }
             }
             // Applies the last buffered run; only `close` reports a deferred error.
             at.close().map_err(|e| failed("writing", &e))?;

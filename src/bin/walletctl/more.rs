@@ -22,7 +22,7 @@ pub const WAIT_FOR_FILE: Duration = Duration::from_secs(10);
 
 /// Whether an open failed because another process has the file open (redb locks it).
 pub fn is_locked(e: &wallet_ledger::OpenError) -> bool {
-    e.to_string().contains("already open")
+    matches!(e, wallet_ledger::OpenError::AlreadyOpen)
 }
 
 /// Opens the ledger, waiting up to `patience` while another process has the file open.
