@@ -338,7 +338,7 @@ pub fn v2_to_v3(
                 last = key;
                 written += 1;
                 written += put_commands(pos, &mut last, &mut head, &mut at)?;
-                if pos % 4096 == 0 || pos == total {
+                if pos.is_multiple_of(4096) || pos == total {
                     progress(pos, total);
                 }
             }

@@ -153,7 +153,7 @@ impl TableVisitor for Copy<'_> {
                 at.insert_before(k.value(), v.value())
                     .map_err(|e| failed("writing", &e))?;
                 copied += 1;
-                if copied % 4096 == 0 {
+                if copied.is_multiple_of(4096) {
                     (self.progress)(self.done.entries + copied, self.total);
                 }
             }
