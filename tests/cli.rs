@@ -734,7 +734,10 @@ fn compact_keeps_every_figure() {
     let before = show(&s, W, "2026-03-03T00:00:00Z");
     let r = s.run(&["compact"]);
     assert_eq!(r.code, 0, "compact: {}{}", r.stdout, r.stderr);
-    assert_eq!(r.stderr, "", "no progress bar when stderr is not a terminal");
+    assert_eq!(
+        r.stderr, "",
+        "no progress bar when stderr is not a terminal"
+    );
     let v = r.json();
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["file_bytes_after"].as_u64().unwrap() > 0, "{v}");

@@ -512,8 +512,9 @@ fn opening_reports_the_progress_of_migration_and_replay() {
     use wallet_ledger::{OpenOptions, Stage};
     let dir = tempfile::tempdir().unwrap();
     let path = v1_copy(dir.path());
-    let seen: Arc<Mutex<Vec<(Stage, u64, u64)>>> = Arc::default();
-    let open = |seen: &Arc<Mutex<Vec<(Stage, u64, u64)>>>| {
+    type Seen = Arc<Mutex<Vec<(Stage, u64, u64)>>>;
+    let seen: Seen = Arc::default();
+    let open = |seen: &Seen| {
         let seen = seen.clone();
         OpenOptions::new()
             .clock(Box::new(FixedClock(
