@@ -185,7 +185,7 @@ impl OpenOptions {
         let path = path.as_ref();
         if path.exists() {
             return guard(|| {
-                let db = self.builder().create(path).map_err(open_error)?;
+                let db = create_file(&self.builder(), path)?;
                 Ledger::init(db, self)
             });
         }
@@ -196,7 +196,7 @@ impl OpenOptions {
         tmp.push(format!(".creating-{}", std::process::id()));
         let tmp = std::path::PathBuf::from(tmp);
         let made = guard(|| {
-            let db = self.builder().create(&tmp).map_err(open_error)?;
+            let db = create_file(&self.builder(), &tmp)?;
             Ledger::init(db, self)
         });
         let renamed = made.and_then(|l| {
@@ -234,6 +234,20 @@ impl OpenOptions {
     /// A ledger held in memory only (tests, examples).
     pub fn in_memory(self) -> Result<Ledger, OpenError> {
         self.open_backend(redb::backends::InMemoryBackend::new())
+    }
+}
+
+/// Opens (or creates) a ledger file. On Unix through [`storage::file::PrefilledFile`], which
+/// zero-fills each growth of the file so later commits overwrite allocated blocks.
+fn create_file(builder: &redb::Builder, path: &Path) -> Result<Database, OpenError> {
+    #[cfg(unix)]
+    {
+        let file = storage::file::PrefilledFile::open(path).map_err(open_error)?;
+        builder.create_with_backend(file).map_err(open_error)
+    }
+    #[cfg(not(unix))]
+    {
+        builder.create(path).map_err(open_error)
     }
 }
 
@@ -2287,35 +2301,44 @@ impl Reader {
             },
         };
         let log = self.view.log()?;
-        let positions = self.positions_between(w, start.seq + 1, ws.seq)?;
-        for p in positions {
-            let k = LogKey::event(p);
-            let v = log
-                .get(k.tuple())
-                .map_err(StorageError::from)?
-                .ok_or_else(|| StorageError(format!("wallet {w}: log {k} is missing")))?;
-            let bytes = v.value();
-            let peek = logrec::peek_event(k, bytes)?;
-            if peek.at > at {
-                break;
-            }
-            if let Some(d) = peek.delta {
-                let f = start.figures.get_mut(d.pocket as usize).ok_or_else(|| {
-                    StorageError(format!("wallet {w}: a delta names pocket {}", d.pocket))
-                })?;
-                d.add_to(f)
-                    .map_err(|e| StorageError(format!("wallet {w}: {e}")))?;
-            }
-            if (peek.tag == Event::TAG_PAYMENT_METHOD_LINKED || peek.tag == Event::TAG_CARD_ISSUED)
-                && let Body::Event { event, .. } = logrec::decode(k, bytes)?.body
-            {
-                match event {
-                    Event::PaymentMethodLinked(m) => start.methods.push(m),
-                    Event::CardIssued(c) => start.cards.push(c),
-                    _ => {}
+        // The events after the checkpoint, fetched a checkpoint's span at a time: the one after
+        // `at` ends the read, so its cost follows the span, not the history after `at`.
+        let mut from = start.seq + 1;
+        'events: while from <= ws.seq {
+            let to = ws
+                .seq
+                .min(from + crate::domain::state::CHECKPOINT_EVERY - 1);
+            for p in self.positions_between(w, from, to)? {
+                let k = LogKey::event(p);
+                let v = log
+                    .get(k.tuple())
+                    .map_err(StorageError::from)?
+                    .ok_or_else(|| StorageError(format!("wallet {w}: log {k} is missing")))?;
+                let bytes = v.value();
+                let peek = logrec::peek_event(k, bytes)?;
+                if peek.at > at {
+                    break 'events;
                 }
+                if let Some(d) = peek.delta {
+                    let f = start.figures.get_mut(d.pocket as usize).ok_or_else(|| {
+                        StorageError(format!("wallet {w}: a delta names pocket {}", d.pocket))
+                    })?;
+                    d.add_to(f)
+                        .map_err(|e| StorageError(format!("wallet {w}: {e}")))?;
+                }
+                if (peek.tag == Event::TAG_PAYMENT_METHOD_LINKED
+                    || peek.tag == Event::TAG_CARD_ISSUED)
+                    && let Body::Event { event, .. } = logrec::decode(k, bytes)?.body
+                {
+                    match event {
+                        Event::PaymentMethodLinked(m) => start.methods.push(m),
+                        Event::CardIssued(c) => start.cards.push(c),
+                        _ => {}
+                    }
+                }
+                start.at = peek.at;
             }
-            start.at = peek.at;
+            from = to + 1;
         }
         let lifecycle = self.lifecycle_of(w, &ws)?;
         let status = lifecycle

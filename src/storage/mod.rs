@@ -20,6 +20,8 @@
 #![cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
 
 pub mod codec;
+#[cfg(unix)]
+pub mod file;
 pub mod flush;
 pub mod l2;
 pub mod log;
