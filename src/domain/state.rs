@@ -329,6 +329,26 @@ pub struct ConsKey {
     pub lot: u32,
 }
 
+impl ConsKey {
+    /// The lowest and highest keys of pocket `pocket` of wallet `w`: the bounds of its lots.
+    pub fn bounds(w: u64, pocket: u16) -> (ConsKey, ConsKey) {
+        (
+            ConsKey {
+                wallet: w,
+                pocket,
+                order: i64::MIN,
+                lot: 0,
+            },
+            ConsKey {
+                wallet: w,
+                pocket,
+                order: i64::MAX,
+                lot: u32::MAX,
+            },
+        )
+    }
+}
+
 /// Ties at one instant: activations, then hold time-outs, then expiries (SPEC §4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DueKind {
@@ -1116,18 +1136,7 @@ impl<'b> Tx<'b> {
 
     /// Next consumable lot of `(w, pocket)` after `after`, merging committed and overlay keys.
     pub fn cons_next(&self, w: u64, pocket: u16, after: Option<ConsKey>) -> R<Option<ConsKey>> {
-        let lo = ConsKey {
-            wallet: w,
-            pocket,
-            order: i64::MIN,
-            lot: 0,
-        };
-        let hi = ConsKey {
-            wallet: w,
-            pocket,
-            order: i64::MAX,
-            lot: u32::MAX,
-        };
+        let (lo, hi) = ConsKey::bounds(w, pocket);
         merged_next(
             &self.cons_floor,
             (w, pocket),

@@ -481,18 +481,7 @@ impl Backing for ImageBacking<'_> {
         if w != self.w {
             return Ok(None);
         }
-        let lo = ConsKey {
-            wallet: w,
-            pocket,
-            order: i64::MIN,
-            lot: 0,
-        };
-        let hi = ConsKey {
-            wallet: w,
-            pocket,
-            order: i64::MAX,
-            lot: u32::MAX,
-        };
+        let (lo, hi) = ConsKey::bounds(w, pocket);
         Ok(next_in(&self.img.cons, lo, hi, after, skip))
     }
     fn due_next(

@@ -713,18 +713,7 @@ impl Backing for Cached {
         let Some(img) = self.image(w)? else {
             return Ok(None);
         };
-        let lo = ConsKey {
-            wallet: w,
-            pocket,
-            order: i64::MIN,
-            lot: 0,
-        };
-        let hi = ConsKey {
-            wallet: w,
-            pocket,
-            order: i64::MAX,
-            lot: u32::MAX,
-        };
+        let (lo, hi) = ConsKey::bounds(w, pocket);
         Ok(next_in(&img.cons, lo, hi, after, skip))
     }
     fn due_next(

@@ -521,18 +521,7 @@ impl Backing for Layered<'_> {
         let Some(m) = self.wm(w) else {
             return self.base.cons_next(w, pocket, after, skip);
         };
-        let lo = ConsKey {
-            wallet: w,
-            pocket,
-            order: i64::MIN,
-            lot: 0,
-        };
-        let hi = ConsKey {
-            wallet: w,
-            pocket,
-            order: i64::MAX,
-            lot: u32::MAX,
-        };
+        let (lo, hi) = ConsKey::bounds(w, pocket);
         Ok(m.cons.next(lo, hi, after, skip))
     }
     fn due_next(
