@@ -102,6 +102,29 @@ pub enum Command {
 }
 
 impl Command {
+    /// Every `op` name of SPEC §3, as [`Command::op`] gives them.
+    pub const OPS: [&'static str; 19] = [
+        "define_program",
+        "register_holder",
+        "open_wallet",
+        "credit",
+        "activate",
+        "reverse_credit",
+        "redeem",
+        "refund",
+        "expire",
+        "hold",
+        "capture",
+        "release",
+        "freeze",
+        "unfreeze",
+        "close",
+        "link_payment_method",
+        "issue_card",
+        "sweep",
+        "batch",
+    ];
+
     /// The `op` name of SPEC §9.
     pub fn op(&self) -> &'static str {
         match self {
@@ -450,4 +473,43 @@ pub struct Receipt {
     /// True when this is the stored receipt of an earlier command with the same key.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `OPS` is exactly the names `op` gives, and each is an op the JSON parser knows.
+    #[test]
+    fn ops_lists_every_command() {
+        let all = [
+            Command::DefineProgram(Default::default()),
+            Command::RegisterHolder(Default::default()),
+            Command::OpenWallet(Default::default()),
+            Command::Credit(Default::default()),
+            Command::Activate(Default::default()),
+            Command::ReverseCredit(Default::default()),
+            Command::Redeem(Default::default()),
+            Command::Refund(Default::default()),
+            Command::Expire(Default::default()),
+            Command::Hold(Default::default()),
+            Command::Capture(Default::default()),
+            Command::Release(Default::default()),
+            Command::Freeze(Default::default()),
+            Command::Unfreeze(Default::default()),
+            Command::Close(Default::default()),
+            Command::LinkPaymentMethod(Default::default()),
+            Command::IssueCard(Default::default()),
+            Command::Sweep,
+            Command::Batch(Vec::new()),
+        ];
+        let names: Vec<&str> = all.iter().map(Command::op).collect();
+        assert_eq!(names, Command::OPS);
+        for op in Command::OPS {
+            let e = crate::json::parse_line(&format!(r#"{{"op":"{op}"}}"#));
+            if let Err((_, e)) = e {
+                assert!(!e.message.contains("unknown op"), "{op}: {e}");
+            }
+        }
+    }
 }

@@ -346,27 +346,7 @@ const FIELDS: &[&str] = &[
     "asset",
 ];
 
-const OPS: &[&str] = &[
-    "define_program",
-    "register_holder",
-    "open_wallet",
-    "credit",
-    "activate",
-    "reverse_credit",
-    "redeem",
-    "refund",
-    "expire",
-    "hold",
-    "capture",
-    "release",
-    "freeze",
-    "unfreeze",
-    "close",
-    "link_payment_method",
-    "issue_card",
-    "sweep",
-    "batch",
-];
+const OPS: &[&str] = &wallet_ledger::Command::OPS;
 
 fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
     use serde_json::Value;

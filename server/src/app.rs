@@ -494,6 +494,23 @@ fn read_answer(r: Option<Result<Value, crate::ledger::ReadFailure>>) -> Response
     }
 }
 
+/// The `/v1` wallet routes' preamble: the bearer token, then the path's wallet id as text.
+fn v1_wallet_id(
+    app: &App,
+    headers: &HeaderMap,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, Response> {
+    v1_authorized(app, headers)?;
+    match path {
+        Ok(Path(id)) => Ok(id),
+        Err(_) => Err(error(
+            400,
+            "invalid_request",
+            "the wallet id is not valid UTF-8 text",
+        )),
+    }
+}
+
 /// `GET /v1/wallets/{id}`: `walletctl show`'s JSON, `?as_of=` optional.
 async fn show(
     State(app): State<App>,
@@ -501,15 +518,9 @@ async fn show(
     uri: Uri,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    if let Err(r) = v1_authorized(&app, &headers) {
-        return r;
-    }
-    let Ok(Path(id)) = path else {
-        return error(
-            400,
-            "invalid_request",
-            "the wallet id is not valid UTF-8 text",
-        );
+    let id = match v1_wallet_id(&app, &headers, path) {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let at = match query(&uri, &["as_of"]).and_then(|q| as_of(&q)) {
         Ok(t) => t,
@@ -525,15 +536,9 @@ async fn history(
     uri: Uri,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    if let Err(r) = v1_authorized(&app, &headers) {
-        return r;
-    }
-    let Ok(Path(id)) = path else {
-        return error(
-            400,
-            "invalid_request",
-            "the wallet id is not valid UTF-8 text",
-        );
+    let id = match v1_wallet_id(&app, &headers, path) {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     if let Err(m) = query(&uri, &[]) {
         return error(400, "invalid_request", &m);

@@ -18,30 +18,6 @@ use wallet_ledger::{ErrorCode, Ledger, ReadError, render};
 /// ledger would accept fits, and nothing larger is ever buffered.
 pub const MAX_BODY_BYTES: usize = wallet_ledger::limits::MAX_LINE_BYTES;
 
-/// Every `op` of SPEC §3: the values the commands metric's `op` label may take (anything else
-/// is counted as `invalid`, so a client cannot grow the metric without bound).
-const OPS: [&str; 19] = [
-    "define_program",
-    "register_holder",
-    "open_wallet",
-    "credit",
-    "activate",
-    "reverse_credit",
-    "redeem",
-    "refund",
-    "expire",
-    "hold",
-    "capture",
-    "release",
-    "freeze",
-    "unfreeze",
-    "close",
-    "link_payment_method",
-    "issue_card",
-    "sweep",
-    "batch",
-];
-
 /// One ledger file, shared by every request. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -503,7 +479,13 @@ impl Store {
 
 /// The metrics label for an op name.
 fn label(op: &str) -> &'static str {
-    OPS.iter().copied().find(|o| *o == op).unwrap_or("invalid")
+    // The label takes only SPEC's op names (anything else is `invalid`), so a client cannot
+    // grow the metric without bound.
+    wallet_ledger::Command::OPS
+        .iter()
+        .copied()
+        .find(|o| *o == op)
+        .unwrap_or("invalid")
 }
 
 /// The `op` a (possibly malformed) line names, if it is an object with a string `op`.

@@ -366,6 +366,26 @@ pub struct DueKey {
     pub no: u32,
 }
 
+impl DueKey {
+    /// The lowest and highest keys of wallet `w`: the bounds of its due transitions.
+    pub fn bounds(w: u64) -> (DueKey, DueKey) {
+        (
+            DueKey {
+                wallet: w,
+                at: i64::MIN,
+                kind: DueKind::Activation,
+                no: 0,
+            },
+            DueKey {
+                wallet: w,
+                at: i64::MAX,
+                kind: DueKind::Expiry,
+                no: u32::MAX,
+            },
+        )
+    }
+}
+
 /// Read-only access to committed state. Implemented by storage (over a redb transaction) and by
 /// [`Empty`] (for replay). Never decides anything.
 pub trait Backing {
@@ -1151,18 +1171,7 @@ impl<'b> Tx<'b> {
 
     /// Next due transition of `w` after `after`, merging committed and overlay keys.
     pub fn due_next(&self, w: u64, after: Option<DueKey>) -> R<Option<DueKey>> {
-        let lo = DueKey {
-            wallet: w,
-            at: i64::MIN,
-            kind: DueKind::Activation,
-            no: 0,
-        };
-        let hi = DueKey {
-            wallet: w,
-            at: i64::MAX,
-            kind: DueKind::Expiry,
-            no: u32::MAX,
-        };
+        let (lo, hi) = DueKey::bounds(w);
         merged_next(
             &self.due_floor,
             (w, 0),

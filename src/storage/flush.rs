@@ -493,18 +493,7 @@ impl Backing for ImageBacking<'_> {
         if w != self.w {
             return Ok(None);
         }
-        let lo = DueKey {
-            wallet: w,
-            at: i64::MIN,
-            kind: DueKind::Activation,
-            no: 0,
-        };
-        let hi = DueKey {
-            wallet: w,
-            at: i64::MAX,
-            kind: DueKind::Expiry,
-            no: u32::MAX,
-        };
+        let (lo, hi) = DueKey::bounds(w);
         Ok(next_in(&self.img.due, lo, hi, after, skip))
     }
     fn wallets_due(&self, _: i64) -> R<Vec<u64>> {

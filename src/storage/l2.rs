@@ -725,18 +725,7 @@ impl Backing for Cached {
         let Some(img) = self.image(w)? else {
             return Ok(None);
         };
-        let lo = DueKey {
-            wallet: w,
-            at: i64::MIN,
-            kind: DueKind::Activation,
-            no: 0,
-        };
-        let hi = DueKey {
-            wallet: w,
-            at: i64::MAX,
-            kind: DueKind::Expiry,
-            no: u32::MAX,
-        };
+        let (lo, hi) = DueKey::bounds(w);
         Ok(next_in(&img.due, lo, hi, after, skip))
     }
     fn wallets_due(&self, upto: i64) -> R<Vec<u64>> {

@@ -533,18 +533,7 @@ impl Backing for Layered<'_> {
         let Some(m) = self.wm(w) else {
             return self.base.due_next(w, after, skip);
         };
-        let lo = DueKey {
-            wallet: w,
-            at: i64::MIN,
-            kind: DueKind::Activation,
-            no: 0,
-        };
-        let hi = DueKey {
-            wallet: w,
-            at: i64::MAX,
-            kind: DueKind::Expiry,
-            no: u32::MAX,
-        };
+        let (lo, hi) = DueKey::bounds(w);
         Ok(m.due.next(lo, hi, after, skip))
     }
     fn wallets_due(&self, upto: i64) -> R<Vec<u64>> {
